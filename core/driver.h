@@ -1,0 +1,96 @@
+/* driver.h - one interface for every database backend.
+ *
+ * A driver opens a connection from a parsed URL, runs statements with bound
+ * parameters, steps through result rows and controls transactions. Drivers
+ * know nothing of Lua, the revision graph or the version table.
+ *
+ * SQL uses `?` placeholders on every backend (a driver that needs another
+ * style rewrites them, skipping quoted strings, identifiers and comments).
+ * Values handed in are borrowed for the duration of the call; values handed
+ * out (lm_driver_methods.column) are borrowed until the next step, reset or
+ * finalize of that statement.
+ */
+#ifndef LM_DRIVER_H
+#define LM_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "url.h"
+
+typedef enum lm_value_type {
+	LM_NULL,
+	LM_INT,
+	LM_FLOAT,
+	LM_TEXT,
+	LM_BLOB,
+	LM_BOOL,
+} lm_value_type;
+
+typedef struct lm_value {
+	lm_value_type type;
+	union {
+		int64_t i; /* LM_INT, LM_BOOL (0 or 1) */
+		double f;  /* LM_FLOAT */
+		struct {
+			const char *p; /* LM_TEXT, LM_BLOB; borrowed */
+			size_t n;
+		} s;
+	} u;
+} lm_value;
+
+typedef struct lm_conn lm_conn; /* a driver's connection; starts with `const lm_driver_methods *methods` */
+typedef struct lm_stmt lm_stmt; /* a driver's prepared statement */
+
+/* Versioned like sqlite3_io_methods: later versions only append members. */
+typedef struct lm_driver_methods {
+	int version; /* 1 */
+	const char *dialect; /* "sqlite", "postgresql" */
+
+	/* Opens *out from url. On failure *out is NULL and err says why (the
+	 * password never appears in it). */
+	int (*open)(lm_conn **out, const lm_url *url, lm_error *err);
+	void (*close)(lm_conn *c); /* accepts NULL; finalizes nothing: finalize statements first */
+
+	/* Runs sql (with params, or several `;`-separated statements when
+	 * nparams is 0) to completion; *changes (may be NULL) gets the rows
+	 * affected by the last statement. */
+	int (*exec)(lm_conn *c, const char *sql, const lm_value *params, int nparams,
+		int64_t *changes, lm_error *err);
+
+	/* Prepares one statement. */
+	int (*prepare)(lm_conn *c, const char *sql, lm_stmt **out, lm_error *err);
+	/* Resets the statement and binds params (nparams must match). */
+	int (*bind)(lm_stmt *s, const lm_value *params, int nparams, lm_error *err);
+	/* Runs one step: 1 = a row is ready, 0 = done, < 0 = error. */
+	int (*step)(lm_stmt *s, lm_error *err);
+	int (*column_count)(lm_stmt *s);
+	const char *(*column_name)(lm_stmt *s, int i); /* borrowed, valid until finalize */
+	void (*column)(lm_stmt *s, int i, lm_value *out);
+	int64_t (*changes)(lm_stmt *s); /* rows affected once step returned 0 */
+	void (*finalize)(lm_stmt *s); /* accepts NULL */
+
+	/* Transactions. begin's `immediate` takes the write lock at once
+	 * (SQLite BEGIN IMMEDIATE; ignored where it means nothing). */
+	int (*begin)(lm_conn *c, int immediate, lm_error *err);
+	int (*commit)(lm_conn *c, lm_error *err);
+	int (*rollback)(lm_conn *c, lm_error *err); /* safe to call with no transaction open */
+
+	/* While on, statements that would end or start a transaction
+	 * (COMMIT, ROLLBACK, BEGIN; not SAVEPOINT) fail: a migration cannot
+	 * commit behind the runner's back. */
+	int (*guard_transactions)(lm_conn *c, int on);
+} lm_driver_methods;
+
+struct lm_conn {
+	const lm_driver_methods *methods;
+};
+
+extern const lm_driver_methods lm_driver_sqlite;
+extern const lm_driver_methods lm_driver_pg;
+
+/* Opens a connection with the driver the URL's scheme names. */
+int lm_driver_open(lm_conn **out, const lm_url *url, lm_error *err);
+
+#endif
