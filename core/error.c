@@ -21,13 +21,17 @@ void lm_error_prefix(lm_error *err, const char *fmt, ...)
 {
 	if (!err)
 		return;
-	char prefix[512], old[sizeof err->message];
+	char prefix[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof prefix, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->message, sizeof old);
-	snprintf(err->message, sizeof err->message, "%s%s", prefix, old);
+	size_t n = strlen(prefix), size = sizeof err->message;
+	if (n >= size)
+		n = size - 1;
+	memmove(err->message + n, err->message, size - n - 1);
+	memcpy(err->message, prefix, n);
+	err->message[size - 1] = '\0';
 }
 
 void lm_error_clear(lm_error *err)

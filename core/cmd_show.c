@@ -1,0 +1,295 @@
+/* cmd_show.c - the read-only views: current, history, heads, branches, show.
+ * Lines follow Alembic's formats (Script.cmd_format and log_entry) so that
+ * scripts grepping Alembic's output keep working.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "runner.h"
+
+enum {
+	SHOW_BRANCHES = 1 << 0, /* " (label, …)" */
+	SHOW_DOC = 1 << 1,      /* ", message" */
+	SHOW_PARENTS = 1 << 2,  /* "down -> rev" */
+	SHOW_TREE = 1 << 3,     /* " (branchpoint)", " (mergepoint)" */
+};
+
+static void add_ids(lm_buf *b, const lm_graph *g, const int *revs, int n)
+{
+	for (int i = 0; i < n; i++)
+		lm_buf_printf(b, "%s%s", i ? ", " : "", lm_graph_id(g, revs[i]));
+}
+
+static void add_down(lm_buf *b, const lm_graph *g, int rev)
+{
+	const int *parents;
+	int n = lm_graph_parents(g, rev, &parents);
+	if (n == 0)
+		lm_buf_puts(b, "<base>");
+	add_ids(b, g, parents, n);
+}
+
+static void add_labels(lm_buf *b, const lm_graph *g, int rev)
+{
+	const char *const *labels;
+	int n = lm_graph_labels(g, rev, &labels);
+	for (int i = 0; i < n; i++)
+		lm_buf_printf(b, "%s%s", i ? ", " : "", labels[i]);
+}
+
+static int in_rows(const int *rows, int nrows, int rev)
+{
+	for (int i = 0; i < nrows; i++)
+		if (rows[i] == rev)
+			return 1;
+	return 0;
+}
+
+/* One line about rev, as Alembic's Script._head_only renders it. */
+static void add_short(lm_buf *b, const lm_app *app, int rev, int what,
+	const int *current, int ncurrent)
+{
+	const lm_graph *g = app->graph;
+	int flags = lm_graph_flags(g, rev);
+	if (what & SHOW_PARENTS) {
+		const int *deps;
+		int ndeps = lm_graph_dependencies(g, rev, &deps);
+		add_down(b, g, rev);
+		if (ndeps) {
+			lm_buf_puts(b, " (");
+			add_ids(b, g, deps, ndeps);
+			lm_buf_puts(b, ")");
+		}
+		lm_buf_puts(b, " -> ");
+	}
+	lm_buf_puts(b, lm_graph_id(g, rev));
+	const char *const *labels;
+	if ((what & SHOW_BRANCHES) && lm_graph_labels(g, rev, &labels) > 0) {
+		lm_buf_puts(b, " (");
+		add_labels(b, g, rev);
+		lm_buf_puts(b, ")");
+	}
+	if (flags & LM_REV_REAL_HEAD)
+		lm_buf_puts(b, " (head)");
+	else if (flags & LM_REV_HEAD)
+		lm_buf_puts(b, " (effective head)");
+	if (current && in_rows(current, ncurrent, rev))
+		lm_buf_puts(b, " (current)");
+	if (what & SHOW_TREE) {
+		if (flags & LM_REV_BRANCH_POINT)
+			lm_buf_puts(b, " (branchpoint)");
+		if (flags & LM_REV_MERGE_POINT)
+			lm_buf_puts(b, " (mergepoint)");
+	}
+	if (what & SHOW_DOC) {
+		char msg[512];
+		lm_buf_printf(b, ", %s", lm_app_message(app, rev, msg, sizeof msg));
+	}
+}
+
+/* The verbose entry, as Alembic's Script.log_entry renders it. */
+static void add_long(lm_buf *b, const lm_app *app, int rev, const int *current,
+	int ncurrent)
+{
+	const lm_graph *g = app->graph;
+	int flags = lm_graph_flags(g, rev);
+	const int *deps, *children;
+	int ndeps = lm_graph_dependencies(g, rev, &deps);
+	int nchildren = lm_graph_children(g, rev, &children);
+	const char *const *labels;
+	lm_buf_printf(b, "Rev: %s%s%s%s%s\n", lm_graph_id(g, rev),
+		flags & LM_REV_HEAD ? " (head)" : "",
+		flags & LM_REV_BRANCH_POINT ? " (branchpoint)" : "",
+		flags & LM_REV_MERGE_POINT ? " (mergepoint)" : "",
+		current && in_rows(current, ncurrent, rev) ? " (current)" : "");
+	lm_buf_puts(b, flags & LM_REV_MERGE_POINT ? "Merges: " : "Parent: ");
+	add_down(b, g, rev);
+	lm_buf_puts(b, "\n");
+	if (ndeps) {
+		lm_buf_puts(b, "Also depends on: ");
+		add_ids(b, g, deps, ndeps);
+		lm_buf_puts(b, "\n");
+	}
+	if (flags & LM_REV_BRANCH_POINT) {
+		lm_buf_puts(b, "Branches into: ");
+		add_ids(b, g, children, nchildren);
+		lm_buf_puts(b, "\n");
+	}
+	if (lm_graph_labels(g, rev, &labels) > 0) {
+		lm_buf_puts(b, "Branch names: ");
+		add_labels(b, g, rev);
+		lm_buf_puts(b, "\n");
+	}
+	lm_buf_printf(b, "Path: %s\n\n", app->scripts[rev].path);
+	/* the whole doc comment, indented */
+	const char *doc = app->scripts[rev].doc;
+	while (*doc) {
+		size_t n = strcspn(doc, "\n");
+		lm_buf_printf(b, "    %.*s\n", (int)n, doc);
+		doc += n + (doc[n] == '\n');
+	}
+}
+
+static int print_buf(lm_buf *b, lm_error *err)
+{
+	int rc = b->failed ? lm_error_set(err, LM_ENOMEM, "out of memory") : 0;
+	if (rc == 0)
+		fputs(lm_buf_str(b), stdout);
+	lm_buf_free(b);
+	return rc;
+}
+
+static int open_scripts(lm_app *app, const lm_cli *cli, lm_error *err)
+{
+	int rc = lm_app_open(app, cli->config, cli->url, err);
+	return rc ? rc : lm_app_load_scripts(app, err);
+}
+
+int lm_cmd_current(const lm_cli *cli, lm_error *err)
+{
+	lm_app app;
+	lm_revs rows = {0};
+	lm_buf b = {0};
+	int rc;
+	if ((rc = open_scripts(&app, cli, err)) != 0 ||
+		(rc = lm_app_connect(&app, err)) != 0 ||
+		(rc = lm_version_rows(&app, &rows, err)) != 0)
+		goto done;
+	if (cli->verbose)
+		lm_buf_printf(&b, "Current revision(s) for %s:\n", app.url.display);
+	for (int i = 0; i < rows.n; i++) {
+		if (cli->verbose)
+			add_long(&b, &app, rows.revs[i], NULL, 0);
+		else
+			add_short(&b, &app, rows.revs[i], SHOW_TREE, NULL, 0);
+		lm_buf_puts(&b, "\n");
+	}
+	rc = print_buf(&b, err);
+done:
+	lm_buf_free(&b);
+	lm_revs_free(&rows);
+	lm_app_close(&app);
+	return rc;
+}
+
+int lm_cmd_history(const lm_cli *cli, lm_error *err)
+{
+	lm_app app;
+	lm_revs rows = {0}, revs = {0};
+	lm_buf b = {0};
+	int rc;
+	int needs_db = cli->indicate_current ||
+		(cli->range && strstr(cli->range, "current"));
+	if ((rc = open_scripts(&app, cli, err)) != 0)
+		goto done;
+	if (needs_db && ((rc = lm_app_connect(&app, err)) != 0 ||
+			       (rc = lm_version_rows(&app, &rows, err)) != 0))
+		goto done;
+	if ((rc = lm_graph_history(app.graph, cli->range, rows.revs, rows.n, &revs, err)) != 0)
+		goto done;
+	for (int i = 0; i < revs.n; i++) {
+		if (cli->verbose)
+			add_long(&b, &app, revs.revs[i],
+				cli->indicate_current ? rows.revs : NULL, rows.n);
+		else
+			add_short(&b, &app, revs.revs[i],
+				SHOW_BRANCHES | SHOW_DOC | SHOW_PARENTS | SHOW_TREE,
+				cli->indicate_current ? rows.revs : NULL, rows.n);
+		lm_buf_puts(&b, "\n");
+	}
+	rc = print_buf(&b, err);
+done:
+	lm_buf_free(&b);
+	lm_revs_free(&revs);
+	lm_revs_free(&rows);
+	lm_app_close(&app);
+	return rc;
+}
+
+int lm_cmd_heads(const lm_cli *cli, lm_error *err)
+{
+	lm_app app;
+	lm_buf b = {0};
+	int rc;
+	if ((rc = open_scripts(&app, cli, err)) == 0) {
+		const int *heads;
+		int n = lm_graph_heads(app.graph, &heads);
+		for (int i = 0; i < n; i++) {
+			if (cli->verbose)
+				add_long(&b, &app, heads[i], NULL, 0);
+			else
+				add_short(&b, &app, heads[i], SHOW_BRANCHES, NULL, 0);
+			lm_buf_puts(&b, "\n");
+		}
+		rc = print_buf(&b, err);
+	}
+	lm_buf_free(&b);
+	lm_app_close(&app);
+	return rc;
+}
+
+int lm_cmd_branches(const lm_cli *cli, lm_error *err)
+{
+	lm_app app;
+	lm_revs revs = {0};
+	lm_buf b = {0};
+	int rc;
+	if ((rc = open_scripts(&app, cli, err)) != 0 ||
+		(rc = lm_graph_history(app.graph, NULL, NULL, 0, &revs, err)) != 0)
+		goto done;
+	for (int i = 0; i < revs.n; i++) {
+		int rev = revs.revs[i];
+		if (!(lm_graph_flags(app.graph, rev) & LM_REV_BRANCH_POINT))
+			continue;
+		if (cli->verbose)
+			add_long(&b, &app, rev, NULL, 0);
+		else
+			add_short(&b, &app, rev, SHOW_BRANCHES | SHOW_TREE, NULL, 0);
+		lm_buf_puts(&b, "\n");
+		const int *children;
+		int n = lm_graph_children(app.graph, rev, &children);
+		size_t indent = strlen(lm_graph_id(app.graph, rev));
+		for (int c = 0; c < n; c++) {
+			lm_buf_printf(&b, "%*s -> ", (int)indent, "");
+			add_short(&b, &app, children[c],
+				SHOW_BRANCHES | SHOW_TREE | (cli->verbose ? SHOW_DOC : 0), NULL, 0);
+			lm_buf_puts(&b, "\n");
+		}
+		lm_buf_puts(&b, "\n");
+	}
+	rc = print_buf(&b, err);
+done:
+	lm_buf_free(&b);
+	lm_revs_free(&revs);
+	lm_app_close(&app);
+	return rc;
+}
+
+int lm_cmd_show(const lm_cli *cli, lm_error *err)
+{
+	lm_app app;
+	lm_revs revs = {0}, rows = {0};
+	lm_buf b = {0};
+	int rc;
+	if ((rc = open_scripts(&app, cli, err)) != 0)
+		goto done;
+	if (!strcmp(cli->args[0], "current")) {
+		if ((rc = lm_app_connect(&app, err)) != 0 ||
+			(rc = lm_version_rows(&app, &revs, err)) != 0)
+			goto done;
+	} else if ((rc = lm_graph_resolve(app.graph, cli->args[0], NULL, 0, &revs, err)) != 0) {
+		goto done;
+	}
+	for (int i = 0; i < revs.n; i++)
+		add_long(&b, &app, revs.revs[i], NULL, 0);
+	rc = print_buf(&b, err);
+done:
+	lm_buf_free(&b);
+	lm_revs_free(&revs);
+	lm_revs_free(&rows);
+	lm_app_close(&app);
+	return rc;
+}

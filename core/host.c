@@ -1,0 +1,920 @@
+/* host.c - every binding between C and LuaJIT (see host.h).
+ *
+ * Relies on LuaJIT 2.1 (Lua 5.1 API), the embedded modules of
+ * tools/embed_lua.cmake, and a driver connection handed in by the runner.
+ *
+ * Each revision file runs in its own environment whose globals are the
+ * revision's attributes, with `op` and `sa` preloaded and the standard
+ * library visible through __index. The raw connection ("luamig.conn") and
+ * its statements ("luamig.stmt") are userdata; statements are tracked so
+ * the runner can finalize them before a transaction ends.
+ */
+#include "host.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+
+#define CONN_MT "luamig.conn"
+#define STMT_MT "luamig.stmt"
+
+typedef struct host_stmt {
+	lm_stmt *stmt;                 /* owned; NULL once closed */
+	const lm_driver_methods *methods;
+	struct host_stmt *prev, *next; /* the host's list of open statements */
+	lm_host *host;
+	int ncols;                     /* -1 until the column names are cached */
+} host_stmt;
+
+struct lm_host {
+	lua_State *L;         /* owned */
+	int op_ref;           /* the luamig.op module */
+	int sa_ref;           /* the luamig.sa module */
+	lm_run_context ctx;   /* current context; borrowed pointers */
+	int has_ctx;
+	host_stmt *open;      /* statements not yet finalized */
+	const char *chunk;    /* "@path" of the migration running now, for error positions */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static char *read_file(const char *path, size_t *size, lm_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+	if (!f) {
+		lm_error_set(err, LM_EFAIL, "cannot read '%s'", path);
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+		fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)n + 1)) ||
+		fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+		lm_error_set(err, LM_EFAIL, "cannot read '%s'", path);
+		goto done;
+	}
+	buf[n] = '\0';
+	*size = (size_t)n;
+done:
+	fclose(f);
+	return buf;
+}
+
+/* The message handler of every protected call: puts the position of the
+ * user's file (the migration or config chunk) in front of the message, as
+ * redis does for scripts, so errors raised in C or in lua/luamig/ still name
+ * the migration line that called them. */
+static int message_handler(lua_State *L)
+{
+	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
+	const char *msg = lua_tostring(L, 1);
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+			msg = lua_tostring(L, -1);
+		else
+			msg = lua_pushfstring(L, "(error object is a %s value)",
+				luaL_typename(L, 1));
+	}
+	if (!h->chunk)
+		return 1;
+	const char *file = h->chunk + 1;
+	size_t flen = strlen(file);
+	if (strncmp(msg, file, flen) == 0 && msg[flen] == ':')
+		return 1; /* already positioned in the user's file */
+	lua_Debug ar;
+	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.currentline > 0 && strcmp(ar.source, h->chunk) == 0) {
+			lua_pushfstring(L, "%s:%d: %s", file, ar.currentline, msg);
+			return 1;
+		}
+	}
+	lua_pushfstring(L, "%s: %s", file, msg);
+	return 1;
+}
+
+/* Calls the function below nargs arguments on the stack, protected; on error
+ * copies the message into err and pops it. chunk ("@path") is the user file
+ * errors are positioned in. */
+static int protected_call(lm_host *h, int nargs, int nresults, const char *chunk,
+	lm_error *err)
+{
+	lua_State *L = h->L;
+	int base = lua_gettop(L) - nargs;
+	const char *saved = h->chunk;
+	h->chunk = chunk;
+	lua_pushlightuserdata(L, h);
+	lua_pushcclosure(L, message_handler, 1);
+	lua_insert(L, base);
+	int rc = lua_pcall(L, nargs, nresults, base);
+	h->chunk = saved;
+	lua_remove(L, base);
+	if (rc != 0) {
+		const char *msg = lua_tostring(L, -1);
+		lm_error_set(err, LM_EFAIL, "%s", msg ? msg : "unknown lua error");
+		lua_pop(L, 1);
+		return LM_EFAIL;
+	}
+	return 0;
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static void push_value(lua_State *L, const lm_value *v)
+{
+	switch (v->type) {
+	case LM_INT: lua_pushnumber(L, (lua_Number)v->u.i); break;
+	case LM_FLOAT: lua_pushnumber(L, v->u.f); break;
+	case LM_BOOL: lua_pushboolean(L, v->u.i != 0); break;
+	case LM_TEXT:
+	case LM_BLOB: lua_pushlstring(L, v->u.s.p, v->u.s.n); break;
+	default: lua_pushnil(L);
+	}
+}
+
+/* Reads the params table at idx into values (caller frees). Its length is
+ * params.n when set, else the largest integer key, so nil holes bind NULL.
+ * Strings stay borrowed from the table, which the caller keeps on the stack. */
+static int read_params(lua_State *L, int idx, lm_value **out, int *count)
+{
+	*out = NULL;
+	*count = 0;
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	int n = 0;
+	lua_getfield(L, idx, "n");
+	if (lua_isnumber(L, -1)) {
+		n = (int)lua_tointeger(L, -1);
+	} else {
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			lua_pop(L, 1);
+			if (lua_type(L, -1) == LUA_TNUMBER) {
+				lua_Number k = lua_tonumber(L, -1);
+				if (k >= 1 && k == floor(k) && k > n)
+					n = (int)k;
+			}
+		}
+	}
+	lua_pop(L, 1);
+	if (n == 0)
+		return 0;
+	lm_value *v = calloc((size_t)n, sizeof *v);
+	if (!v)
+		return luaL_error(L, "out of memory");
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, idx, i + 1);
+		switch (lua_type(L, -1)) {
+		case LUA_TNIL: v[i].type = LM_NULL; break;
+		case LUA_TBOOLEAN:
+			v[i].type = LM_BOOL;
+			v[i].u.i = lua_toboolean(L, -1);
+			break;
+		case LUA_TNUMBER: {
+			lua_Number d = lua_tonumber(L, -1);
+			if (d == floor(d) && fabs(d) < 9.2e18) {
+				v[i].type = LM_INT;
+				v[i].u.i = (int64_t)d;
+			} else {
+				v[i].type = LM_FLOAT;
+				v[i].u.f = d;
+			}
+			break;
+		}
+		case LUA_TSTRING:
+			v[i].type = LM_TEXT;
+			v[i].u.s.p = lua_tolstring(L, -1, &v[i].u.s.n);
+			break;
+		default: {
+			const char *tn = luaL_typename(L, -1);
+			free(v);
+			return luaL_error(L, "parameter %d is a %s; parameters are nil, booleans, numbers or strings",
+				i + 1, tn);
+		}
+		}
+		lua_pop(L, 1); /* the string stays alive in the table */
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+/* ---- luamig.stmt -------------------------------------------------------- */
+
+static void stmt_unlink(host_stmt *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (s->host->open == s)
+		s->host->open = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void stmt_close(host_stmt *s)
+{
+	if (!s->stmt)
+		return;
+	s->methods->finalize(s->stmt);
+	s->stmt = NULL;
+	stmt_unlink(s);
+}
+
+static host_stmt *check_stmt(lua_State *L)
+{
+	host_stmt *s = luaL_checkudata(L, 1, STMT_MT);
+	if (!s->stmt)
+		luaL_error(L, "statement is closed (statements end with their revision's transaction)");
+	return s;
+}
+
+/* Raises err's message without a position: the handler adds the user's. */
+static int raise_error(lua_State *L, const lm_error *err)
+{
+	lua_pushstring(L, err->message);
+	return lua_error(L);
+}
+
+static int l_stmt_bind(lua_State *L)
+{
+	host_stmt *s = check_stmt(L);
+	lm_value *params;
+	int n;
+	lm_error err = {0};
+	read_params(L, 2, &params, &n);
+	int rc = s->methods->bind(s->stmt, params, n, &err);
+	free(params);
+	if (rc != 0)
+		return raise_error(L, &err);
+	return 0;
+}
+
+/* Caches the column names in the statement's environment table, so each row
+ * costs one table and no string interning. */
+static void cache_columns(lua_State *L, host_stmt *s)
+{
+	int n = s->methods->column_count(s->stmt);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, s->methods->column_name(s->stmt, i));
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfenv(L, 1);
+	s->ncols = n;
+}
+
+static int l_stmt_step(lua_State *L)
+{
+	host_stmt *s = check_stmt(L);
+	lm_error err = {0};
+	int rc = s->methods->step(s->stmt, &err);
+	if (rc < 0)
+		return raise_error(L, &err);
+	if (rc == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (s->ncols < 0)
+		cache_columns(L, s);
+	lua_getfenv(L, 1);
+	int names = lua_gettop(L);
+	lua_createtable(L, 0, s->ncols);
+	for (int i = 0; i < s->ncols; i++) {
+		lm_value v;
+		s->methods->column(s->stmt, i, &v);
+		lua_rawgeti(L, names, i + 1);
+		push_value(L, &v);
+		lua_rawset(L, -3);
+	}
+	return 1;
+}
+
+static int l_stmt_run(lua_State *L)
+{
+	host_stmt *s = check_stmt(L);
+	lm_value *params;
+	int n, rc;
+	lm_error err = {0};
+	read_params(L, 2, &params, &n);
+	rc = s->methods->bind(s->stmt, params, n, &err);
+	free(params);
+	while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
+		rc = 0;
+	if (rc < 0)
+		return raise_error(L, &err);
+	lua_pushnumber(L, (lua_Number)s->methods->changes(s->stmt));
+	return 1;
+}
+
+static int l_stmt_columns(lua_State *L)
+{
+	host_stmt *s = check_stmt(L);
+	if (s->ncols < 0)
+		cache_columns(L, s);
+	lua_getfenv(L, 1);
+	return 1;
+}
+
+static int l_stmt_close(lua_State *L)
+{
+	stmt_close(luaL_checkudata(L, 1, STMT_MT));
+	return 0;
+}
+
+/* ---- luamig.conn -------------------------------------------------------- */
+
+static lm_conn *check_conn(lua_State *L)
+{
+	lm_conn **c = luaL_checkudata(L, 1, CONN_MT);
+	if (!*c)
+		luaL_error(L, "the connection is only available while a revision runs");
+	return *c;
+}
+
+static int l_conn_exec(lua_State *L)
+{
+	lm_conn *c = check_conn(L);
+	const char *sql = luaL_checkstring(L, 2);
+	lm_value *params;
+	int n;
+	int64_t changes = 0;
+	lm_error err = {0};
+	read_params(L, 3, &params, &n);
+	int rc = c->methods->exec(c, sql, params, n, &changes, &err);
+	free(params);
+	if (rc != 0)
+		return raise_error(L, &err);
+	lua_pushnumber(L, (lua_Number)changes);
+	return 1;
+}
+
+static int l_conn_prepare(lua_State *L)
+{
+	lm_conn *c = check_conn(L);
+	const char *sql = luaL_checkstring(L, 2);
+	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
+	lm_error err = {0};
+	host_stmt *s = lua_newuserdata(L, sizeof *s);
+	memset(s, 0, sizeof *s);
+	s->ncols = -1;
+	s->host = h;
+	s->methods = c->methods;
+	luaL_getmetatable(L, STMT_MT);
+	lua_setmetatable(L, -2);
+	if (c->methods->prepare(c, sql, &s->stmt, &err) != 0)
+		return raise_error(L, &err);
+	s->next = h->open;
+	if (h->open)
+		h->open->prev = s;
+	h->open = s;
+	return 1;
+}
+
+static int l_conn_dialect(lua_State *L)
+{
+	lua_pushstring(L, check_conn(L)->methods->dialect);
+	return 1;
+}
+
+/* ---- op context --------------------------------------------------------- */
+
+static int l_emit(lua_State *L)
+{
+	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
+	const char *sql = luaL_checkstring(L, 1);
+	lm_value *params;
+	int n;
+	lm_error err = {0};
+	if (!h->has_ctx)
+		return luaL_error(L, "op.* can only be called while a revision runs");
+	read_params(L, 2, &params, &n);
+	int rc = h->ctx.sink.emit(h->ctx.sink.ud, sql, params, n, &err);
+	free(params);
+	if (rc != 0)
+		return raise_error(L, &err);
+	return 0;
+}
+
+int lm_host_set_context(lm_host *h, const lm_run_context *ctx, lm_error *err)
+{
+	lua_State *L = h->L;
+	lm_conn **box;
+	int top = lua_gettop(L);
+	/* the one raw connection box: cleared so a leaked reference dies safely */
+	lua_getfield(L, LUA_REGISTRYINDEX, "luamig.raw");
+	box = lua_touserdata(L, -1);
+	*box = ctx ? ctx->conn : NULL;
+	lua_pop(L, 1);
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->op_ref);
+	lua_getfield(L, -1, "_set_context");
+	if (!ctx) {
+		h->has_ctx = 0;
+		lua_pushnil(L);
+	} else {
+		h->ctx = *ctx;
+		h->has_ctx = 1;
+		lua_createtable(L, 0, 6);
+		lua_pushstring(L, ctx->dialect);
+		lua_setfield(L, -2, "dialect");
+		lua_pushboolean(L, ctx->offline);
+		lua_setfield(L, -2, "offline");
+		lua_createtable(L, 0, ctx->nx);
+		for (int i = 0; i < ctx->nx; i++) {
+			const char *eq = strchr(ctx->x[i], '=');
+			if (eq) {
+				lua_pushlstring(L, ctx->x[i], (size_t)(eq - ctx->x[i]));
+				lua_pushstring(L, eq + 1);
+			} else {
+				lua_pushstring(L, ctx->x[i]);
+				lua_pushliteral(L, "");
+			}
+			lua_rawset(L, -3);
+		}
+		lua_setfield(L, -2, "x");
+		lua_getfield(L, LUA_REGISTRYINDEX, "luamig.config");
+		lua_setfield(L, -2, "config");
+		lua_pushlightuserdata(L, h);
+		lua_pushcclosure(L, l_emit, 1);
+		lua_setfield(L, -2, "emit");
+		if (ctx->conn) {
+			lua_getfield(L, LUA_REGISTRYINDEX, "luamig.raw");
+			lua_setfield(L, -2, "raw");
+		}
+	}
+	int rc = protected_call(h, 1, 0, NULL, err);
+	lua_settop(L, top);
+	return rc;
+}
+
+void lm_host_close_statements(lm_host *h)
+{
+	while (h->open)
+		stmt_close(h->open);
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int embedded_loader(lua_State *L)
+{
+	const lm_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
+	if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != 0)
+		return lua_error(L);
+	lua_pushstring(L, m->name);
+	lua_call(L, 1, 1); /* inside require, itself inside a protected call */
+	return 1;
+}
+
+static int require_ref(lm_host *h, const char *name, int *ref, lm_error *err)
+{
+	lua_State *L = h->L;
+	lua_getglobal(L, "require");
+	lua_pushstring(L, name);
+	if (protected_call(h, 1, 1, NULL, err) != 0)
+		return LM_EFAIL;
+	*ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+int lm_host_new(lm_host **out, lm_error *err)
+{
+	lm_host *h = calloc(1, sizeof *h);
+	int rc = LM_EFAIL;
+	*out = NULL;
+	if (!h)
+		return LM_ENOMEM;
+	if (!(h->L = luaL_newstate())) {
+		rc = lm_error_set(err, LM_ENOMEM, "cannot create a lua state");
+		goto done;
+	}
+	lua_State *L = h->L;
+	luaL_openlibs(L);
+
+	/* package.preload["luamig.x"] for every embedded module */
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "preload");
+	for (const lm_embedded_module *m = lm_embedded_modules; m->name; m++) {
+		lua_pushlightuserdata(L, (void *)m);
+		lua_pushcclosure(L, embedded_loader, 1);
+		lua_setfield(L, -2, m->name);
+	}
+	lua_pop(L, 2);
+
+	static const luaL_Reg stmt_methods[] = {
+		{"bind", l_stmt_bind}, {"step", l_stmt_step}, {"run", l_stmt_run},
+		{"columns", l_stmt_columns}, {"close", l_stmt_close}, {NULL, NULL},
+	};
+	luaL_newmetatable(L, STMT_MT);
+	lua_pushcfunction(L, l_stmt_close);
+	lua_setfield(L, -2, "__gc");
+	lua_newtable(L);
+	luaL_register(L, NULL, stmt_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
+	static const luaL_Reg conn_methods[] = {
+		{"exec", l_conn_exec}, {"prepare", l_conn_prepare},
+		{"dialect", l_conn_dialect}, {NULL, NULL},
+	};
+	luaL_newmetatable(L, CONN_MT);
+	lua_newtable(L);
+	for (const luaL_Reg *r = conn_methods; r->name; r++) {
+		lua_pushlightuserdata(L, h);
+		lua_pushcclosure(L, r->func, 1);
+		lua_setfield(L, -2, r->name);
+	}
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	lm_conn **box = lua_newuserdata(L, sizeof *box);
+	*box = NULL;
+	luaL_getmetatable(L, CONN_MT);
+	lua_setmetatable(L, -2);
+	lua_setfield(L, LUA_REGISTRYINDEX, "luamig.raw");
+
+	if ((rc = require_ref(h, "luamig.sa", &h->sa_ref, err)) != 0 ||
+		(rc = require_ref(h, "luamig.op", &h->op_ref, err)) != 0)
+		goto done;
+	*out = h;
+	rc = 0;
+done:
+	if (rc != 0)
+		lm_host_free(h);
+	return rc;
+}
+
+void lm_host_free(lm_host *h)
+{
+	if (!h)
+		return;
+	if (h->L) {
+		lm_host_close_statements(h);
+		lua_close(h->L);
+	}
+	free(h);
+}
+
+/* Runs a file's text as a chunk in a fresh environment whose globals fall
+ * back to _G. Leaves the environment and the chunk's first result (or nil)
+ * on the stack. */
+static int run_file(lm_host *h, const char *path, const char *text, size_t size,
+	int with_op, lm_error *err)
+{
+	lua_State *L = h->L;
+	char chunk[4096];
+	snprintf(chunk, sizeof chunk, "@%s", path);
+	if (luaL_loadbuffer(L, text, size, chunk) != 0) {
+		lm_error_set(err, LM_EFAIL, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return LM_EFAIL;
+	}
+	lua_newtable(L); /* env */
+	if (with_op) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->op_ref);
+		lua_setfield(L, -2, "op");
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->sa_ref);
+		lua_setfield(L, -2, "sa");
+	}
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_insert(L, -3); /* env, chunk, env */
+	lua_setfenv(L, -2);
+	if (protected_call(h, 0, 1, chunk, err) != 0) {
+		lua_pop(L, 1);
+		return LM_EFAIL;
+	}
+	return 0;
+}
+
+void lm_config_free(lm_config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->dir);
+	free(c->script_location);
+	for (int i = 0; i < c->nversion_locations; i++)
+		free(c->version_locations[i]);
+	free(c->version_locations);
+	free(c->url);
+	free(c->version_table);
+	free(c->version_table_schema);
+	free(c->file_template);
+	memset(c, 0, sizeof *c);
+}
+
+static char *join_path(const char *dir, const char *rel)
+{
+	if (rel[0] == '/' || !dir || strcmp(dir, ".") == 0)
+		return strdup(rel);
+	size_t n = strlen(dir) + strlen(rel) + 2;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", dir, rel);
+	return out;
+}
+
+/* Typed field readers for the config table on top of the stack. */
+static int config_string(lua_State *L, const char *file, const char *key,
+	const char *dflt, char **out, lm_error *err)
+{
+	lua_getfield(L, -1, key);
+	int t = lua_type(L, -1);
+	if (t != LUA_TNIL && t != LUA_TSTRING) {
+		lua_pop(L, 1);
+		return lm_error_set(err, LM_EFAIL, "%s: '%s' must be a string, not a %s",
+			file, key, lua_typename(L, t));
+	}
+	*out = xstrdup(t == LUA_TSTRING ? lua_tostring(L, -1) : dflt);
+	lua_pop(L, 1);
+	return 0;
+}
+
+static int config_bool(lua_State *L, const char *file, const char *key,
+	int dflt, int *out, lm_error *err)
+{
+	lua_getfield(L, -1, key);
+	int t = lua_type(L, -1);
+	if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
+		lua_pop(L, 1);
+		return lm_error_set(err, LM_EFAIL, "%s: '%s' must be true or false, not a %s",
+			file, key, lua_typename(L, t));
+	}
+	*out = t == LUA_TNIL ? dflt : lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return 0;
+}
+
+static int config_number(lua_State *L, const char *file, const char *key,
+	double dflt, double *out, lm_error *err)
+{
+	lua_getfield(L, -1, key);
+	int t = lua_type(L, -1);
+	if (t != LUA_TNIL && t != LUA_TNUMBER) {
+		lua_pop(L, 1);
+		return lm_error_set(err, LM_EFAIL, "%s: '%s' must be a number, not a %s",
+			file, key, lua_typename(L, t));
+	}
+	*out = t == LUA_TNIL ? dflt : lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return 0;
+}
+
+int lm_host_load_config(lm_host *h, const char *config_path,
+	const char *url_override, lm_config *out, lm_error *err)
+{
+	lua_State *L = h->L;
+	int top = lua_gettop(L);
+	size_t size = 0;
+	char *text = NULL, *location = NULL;
+	double slug = 40;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (!(text = read_file(config_path, &size, err))) {
+		rc = lm_error_set(err, LM_EFAIL,
+			"no config file '%s'; run 'luamig init' to create one, or name it with -c",
+			config_path);
+		goto done;
+	}
+	if ((rc = run_file(h, config_path, text, size, 0, err)) != 0)
+		goto done;
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1); /* a chunk that only sets globals: use its environment */
+	} else if (!lua_istable(L, -1)) {
+		rc = lm_error_set(err, LM_EFAIL, "%s: must return a table of settings",
+			config_path);
+		goto done;
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "luamig.config");
+
+	out->path = strdup(config_path);
+	const char *slash = strrchr(config_path, '/');
+	out->dir = slash ? strndup(config_path, (size_t)(slash - config_path + (slash == config_path)))
+			 : strdup(".");
+	if ((rc = config_string(L, config_path, "script_location", "migrations", &location, err)) ||
+		(rc = config_string(L, config_path, "url", "sqlite:///./data/app.db", &out->url, err)) ||
+		(rc = config_string(L, config_path, "version_table", "luamig_version", &out->version_table, err)) ||
+		(rc = config_string(L, config_path, "version_table_schema", NULL, &out->version_table_schema, err)) ||
+		(rc = config_string(L, config_path, "file_template", "%Y%m%d_%H%M%S_{rev}_{slug}", &out->file_template, err)) ||
+		(rc = config_number(L, config_path, "truncate_slug_length", 40, &slug, err)) ||
+		(rc = config_bool(L, config_path, "transaction_per_migration", 1, &out->transaction_per_migration, err)) ||
+		(rc = config_bool(L, config_path, "render_as_batch", 1, &out->render_as_batch, err)) ||
+		(rc = config_bool(L, config_path, "lock", 1, &out->lock, err)) ||
+		(rc = config_number(L, config_path, "lock_timeout", 60, &out->lock_timeout, err)))
+		goto done;
+	out->truncate_slug_length = (int)slug;
+	out->script_location = join_path(out->dir, location);
+
+	lua_getfield(L, -1, "version_locations");
+	if (lua_isnil(L, -1)) {
+		out->version_locations = calloc(1, sizeof *out->version_locations);
+		out->version_locations[0] = join_path(out->script_location, "versions");
+		out->nversion_locations = 1;
+	} else if (lua_istable(L, -1)) {
+		int n = (int)lua_objlen(L, -1);
+		out->version_locations = calloc((size_t)n + 1, sizeof *out->version_locations);
+		for (int i = 0; i < n; i++) {
+			lua_rawgeti(L, -1, i + 1);
+			if (!lua_isstring(L, -1)) {
+				rc = lm_error_set(err, LM_EFAIL,
+					"%s: 'version_locations' must be a list of folder names",
+					config_path);
+				goto done;
+			}
+			out->version_locations[out->nversion_locations++] =
+				join_path(out->dir, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	} else {
+		rc = lm_error_set(err, LM_EFAIL,
+			"%s: 'version_locations' must be a list of folder names", config_path);
+		goto done;
+	}
+	lua_pop(L, 1);
+
+	const char *env_url = getenv("DATABASE_URL");
+	if (url_override || (env_url && *env_url)) {
+		free(out->url);
+		out->url = strdup(url_override ? url_override : env_url);
+	}
+	rc = 0;
+done:
+	free(text);
+	free(location);
+	lua_settop(L, top);
+	if (rc != 0)
+		lm_config_free(out);
+	return rc;
+}
+
+/* The leading block comment of a revision file (--[[ … ]] or --[=[ … ]=]),
+ * trimmed: its first paragraph is the revision's message. */
+static char *leading_doc(const char *text)
+{
+	const char *p = text;
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	if (strncmp(p, "--[", 3) != 0)
+		return strdup("");
+	p += 3;
+	int level = 0;
+	while (*p == '=') {
+		level++;
+		p++;
+	}
+	if (*p != '[')
+		return strdup("");
+	p++;
+	char close[16] = "]";
+	for (int i = 0; i < level && i < 10; i++)
+		strcat(close, "=");
+	strcat(close, "]");
+	const char *end = strstr(p, close);
+	if (!end)
+		return strdup("");
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+				  end[-1] == '\n'))
+		end--;
+	return strndup(p, (size_t)(end - p));
+}
+
+/* Reads a revision attribute that is nil, a string or a list of strings. */
+static int read_id_list(lua_State *L, int tbl, const char *path, const char *key,
+	char ***out, int *count, lm_error *err)
+{
+	*out = NULL;
+	*count = 0;
+	lua_getfield(L, tbl, key);
+	int t = lua_type(L, -1), rc = 0;
+	if (t == LUA_TSTRING) {
+		*out = calloc(1, sizeof **out);
+		(*out)[0] = strdup(lua_tostring(L, -1));
+		*count = 1;
+	} else if (t == LUA_TTABLE) {
+		int n = (int)lua_objlen(L, -1);
+		*out = calloc((size_t)n + 1, sizeof **out);
+		for (int i = 0; i < n; i++) {
+			lua_rawgeti(L, -1, i + 1);
+			if (lua_type(L, -1) != LUA_TSTRING) {
+				rc = lm_error_set(err, LM_EFAIL,
+					"%s: '%s' must be nil, a string or a list of strings",
+					path, key);
+				lua_pop(L, 1);
+				break;
+			}
+			(*out)[(*count)++] = strdup(lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	} else if (t != LUA_TNIL) {
+		rc = lm_error_set(err, LM_EFAIL,
+			"%s: '%s' must be nil, a string or a list of strings, not a %s",
+			path, key, lua_typename(L, t));
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err)
+{
+	lua_State *L = h->L;
+	int top = lua_gettop(L), rc;
+	size_t size = 0;
+	char *text;
+	memset(out, 0, sizeof *out);
+	out->ref = LUA_NOREF;
+	if (!(text = read_file(path, &size, err)))
+		return LM_EFAIL;
+	out->path = strdup(path);
+	out->doc = leading_doc(text);
+	if ((rc = run_file(h, path, text, size, 1, err)) != 0)
+		goto done;
+	/* a file may return its attributes as a table instead of setting globals */
+	if (!lua_istable(L, -1))
+		lua_pop(L, 1);
+	int tbl = lua_gettop(L);
+	lua_getfield(L, tbl, "revision");
+	if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1)) {
+		rc = lm_error_set(err, LM_EFAIL,
+			"%s: no revision id: the file must set revision = \"<id>\"", path);
+		goto done;
+	}
+	out->id = strdup(lua_tostring(L, -1));
+	lua_pop(L, 1);
+	if ((rc = read_id_list(L, tbl, path, "down_revision", &out->down, &out->ndown, err)) ||
+		(rc = read_id_list(L, tbl, path, "depends_on", &out->depends_on, &out->ndepends_on, err)) ||
+		(rc = read_id_list(L, tbl, path, "branch_labels", &out->labels, &out->nlabels, err)))
+		goto done;
+	lua_getfield(L, tbl, "transactional");
+	out->transactional = lua_isnil(L, -1) || lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_pushvalue(L, tbl);
+	out->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	rc = 0;
+done:
+	free(text);
+	lua_settop(L, top);
+	if (rc != 0)
+		lm_script_free(h, out);
+	return rc;
+}
+
+static void free_list(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void lm_script_free(lm_host *h, lm_script *s)
+{
+	if (!s)
+		return;
+	if (h && s->ref != LUA_NOREF && s->ref != 0)
+		luaL_unref(h->L, LUA_REGISTRYINDEX, s->ref);
+	free(s->path);
+	free(s->id);
+	free_list(s->down, s->ndown);
+	free_list(s->depends_on, s->ndepends_on);
+	free_list(s->labels, s->nlabels);
+	free(s->doc);
+	memset(s, 0, sizeof *s);
+}
+
+int lm_host_run_script(lm_host *h, const lm_script *s, int upgrade, lm_error *err)
+{
+	lua_State *L = h->L;
+	const char *fn = upgrade ? "upgrade" : "downgrade";
+	char chunk[4096];
+	int top = lua_gettop(L), rc;
+	snprintf(chunk, sizeof chunk, "@%s", s->path);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
+	lua_getfield(L, -1, fn);
+	if (!lua_isfunction(L, -1)) {
+		rc = lm_error_set(err, LM_EFAIL, "%s: no %s() function", s->path, fn);
+		goto done;
+	}
+	rc = protected_call(h, 0, 0, chunk, err);
+done:
+	lua_settop(L, top);
+	return rc;
+}
