@@ -81,6 +81,13 @@ typedef struct lm_driver_methods {
 	 * (COMMIT, ROLLBACK, BEGIN; not SAVEPOINT) fail: a migration cannot
 	 * commit behind the runner's back. */
 	int (*guard_transactions)(lm_conn *c, int on);
+
+	/* Takes the migration lock for the whole command so concurrent runners
+	 * serialise: name identifies what is locked (the version table), and
+	 * after timeout seconds the error names who holds it. unlock accepts
+	 * a connection holding no lock. */
+	int (*lock)(lm_conn *c, const char *name, double timeout, lm_error *err);
+	void (*unlock)(lm_conn *c);
 } lm_driver_methods;
 
 struct lm_conn {

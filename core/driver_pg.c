@@ -1,15 +1,1355 @@
-/* driver_pg.c - PostgreSQL driver (libpq). Placeholder until implemented. */
+/* driver_pg.c - the PostgreSQL driver (see driver.h).
+ *
+ * Relies on libpq, used synchronously, one command at a time. What it does
+ * on top of libpq:
+ *
+ * Connecting. The URL's parts (host, port, user, password, dbname) and every
+ * query option become libpq keywords (PQconnectdbParams, expand_dbname=0);
+ * query options come last, so `?host=/run/postgresql` wins over the URL's
+ * host. Parts the URL leaves out are not passed, so the PG* environment
+ * variables apply. fallback_application_name is "luamig" (application_name
+ * or PGAPPNAME win) and client_encoding is UTF8 unless the URL or
+ * PGCLIENTENCODING says otherwise. Server notices are discarded: only the
+ * CLI prints. Connection errors are made one line and the password is
+ * replaced by *** wherever libpq echoes it.
+ *
+ * Placeholders. `?` becomes $1..$n, once, when a statement is prepared (and
+ * in exec when parameters are given), outside '...' and E'...' strings,
+ * "..." identifiers, $$...$$ and $tag$...$tag$ strings, -- and nested
+ * comments. A `?` operator (jsonb) therefore cannot be written with
+ * parameters; use jsonb_exists() & co. Backslashes escape in '...' only
+ * while the server's standard_conforming_strings is off (as libpq last
+ * reported it: a SET in the same multi-statement exec is not seen).
+ *
+ * Parameters are sent as text with no type (the server infers it from
+ * context, as for a quoted literal), except booleans (bool, "t"/"f") and
+ * blobs (bytea, binary). `SELECT ?` with an integer therefore yields text;
+ * write `?::int8` where the context gives no type.
+ *
+ * Rows. A statement runs at its first step. A statement a cursor can run
+ * (one statement whose first keyword, after comments and parentheses, is
+ * SELECT, WITH, VALUES or TABLE, and that holds none of the words INTO,
+ * INSERT, UPDATE, DELETE, MERGE outside quotes) run while a transaction is
+ * open becomes `DECLARE lm_cur_N NO SCROLL CURSOR FOR ...` and is read
+ * with `FETCH 1000`: memory stays flat and other statements may run on the
+ * connection between steps. Every other statement (or any statement outside
+ * a transaction) is read whole into memory; other statements may run
+ * between its steps too. A cursor is closed when its rows run out, or at
+ * bind/finalize; it dies with its transaction, and a step after that fails.
+ *
+ * Column values follow the result column's type: int2/int4/int8/oid are
+ * LM_INT; float4/float8 LM_FLOAT; numeric LM_FLOAT when it has at most 15
+ * significant digits (DBL_DIG: the decimal survives a trip through a
+ * double) and fits a double, else LM_TEXT (NaN and infinities are floats);
+ * bool LM_BOOL; bytea LM_BLOB (decoded); everything else LM_TEXT as the
+ * server prints it.
+ *
+ * Column names are known after the first step. Asked for before that, the
+ * driver describes the statement (PQprepare + PQdescribePrepared of the
+ * unnamed statement, inside a savepoint when a transaction is open, so a
+ * failure there cannot abort the transaction).
+ *
+ * Transactions. While the guard is on, statements whose first keyword is
+ * BEGIN, START, COMMIT, END, ABORT, ROLLBACK (but not ROLLBACK TO) or
+ * PREPARE TRANSACTION are refused; the statements of a multi-statement
+ * exec are split as psql splits them (BEGIN ATOMIC bodies stay whole).
+ * After every command, a transaction the driver began that is no longer
+ * open is reported as an error while the guard is on.
+ *
+ * The migration lock is a session-level advisory lock whose bigint key is
+ * the FNV-1a hash of "luamig:" and the lock's name, taken by polling
+ * pg_try_advisory_lock (never a blocking or transaction-scoped lock, so a
+ * rollback keeps it and a dead runner's lock goes with its session).
+ */
 #include "driver.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define GUARD_MESSAGE "transaction control statements are not allowed in a migration: the runner commits each revision"
+#define FETCH_ROWS 1000
+#define MAX_PARAMS 65535 /* the protocol's limit */
+
+/* Type OIDs (catalog/pg_type_d.h is a server header). */
+enum {
+	OID_BOOL = 16,
+	OID_BYTEA = 17,
+	OID_INT8 = 20,
+	OID_INT2 = 21,
+	OID_INT4 = 23,
+	OID_OID = 26,
+	OID_FLOAT4 = 700,
+	OID_FLOAT8 = 701,
+	OID_NUMERIC = 1700,
+};
+
+typedef struct pg_conn {
+	lm_conn base;
+	PGconn *pg;        /* owned */
+	int guard;         /* refuse transaction control while set */
+	int in_tx;         /* begin() opened a transaction not yet seen to end */
+	unsigned epoch;    /* bumped each time no transaction is seen open */
+	unsigned ncursors; /* names cursors lm_cur_N */
+	int locked;        /* lock() holds the advisory lock lock_key */
+	int64_t lock_key;
+} pg_conn;
+
+/* What a scan of SQL text found. */
+typedef struct sql_info {
+	int nparams;     /* `?` placeholders */
+	int nstatements; /* non-empty statements */
+	int txctl;       /* some statement starts or ends a transaction */
+	int cursorable;  /* one statement a cursor can run (see the top) */
+} sql_info;
+
+/* Parameters in libpq's arrays. */
+typedef struct pg_params {
+	int n;
+	const char **values; /* owned array; the bytes live in buf */
+	int *lengths;        /* owned */
+	int *formats;        /* owned */
+	Oid *types;          /* owned */
+	char *buf;           /* owned: every value's bytes */
+} pg_params;
+
+/* Column names handed out stay valid until finalize: a statement keeps every
+ * set it handed out. */
+typedef struct pg_names {
+	struct pg_names *next; /* owned: an older set */
+	int n;
+	char *name[];          /* each owned */
+} pg_names;
+
+enum { ST_READY, ST_ROWS, ST_DONE };
+
+typedef struct pg_stmt {
+	pg_conn *conn;
+	char *sql;             /* owned: the statement with $n placeholders */
+	sql_info info;
+	pg_params params;      /* owned members: the bound values */
+	int bound;             /* bind() has run */
+	int state;             /* ST_* */
+	PGresult *res;         /* owned: the rows being read (whole, or one FETCH) */
+	int row;               /* the current row of res */
+	char cursor[32];       /* the open cursor's name, "" when none */
+	unsigned epoch;        /* conn->epoch when the cursor was declared */
+	int64_t changes;
+	unsigned char **blobs; /* owned array of owned (PQfreemem) bytea values of the current row */
+	int nblobs;
+	pg_names *names;       /* owned */
+} pg_stmt;
+
+/* ---- SQL text ----------------------------------------------------------- */
+
+enum { TK_END, TK_WORD, TK_PARAM, TK_SEMI, TK_OPEN, TK_CLOSE, TK_OTHER };
+
+typedef struct sql_tok {
+	int kind;      /* TK_* */
+	const char *p; /* borrowed: where the token starts */
+	size_t n;
+} sql_tok;
+
+static int is_ident_start(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static int is_ident_char(unsigned char c)
+{
+	return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+static int is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Skips whitespace and comments (block comments nest, as in PostgreSQL). */
+static const char *skip_blank(const char *p)
+{
+	for (;;) {
+		if (is_space((unsigned char)*p)) {
+			p++;
+		} else if (p[0] == '-' && p[1] == '-') {
+			p += strcspn(p, "\r\n");
+		} else if (p[0] == '/' && p[1] == '*') {
+			int depth = 1;
+			p += 2;
+			while (*p && depth > 0) {
+				if (p[0] == '/' && p[1] == '*') {
+					depth++;
+					p += 2;
+				} else if (p[0] == '*' && p[1] == '/') {
+					depth--;
+					p += 2;
+				} else {
+					p++;
+				}
+			}
+		} else {
+			return p;
+		}
+	}
+}
+
+/* Returns the end of the quoted text starting at p (the quote character
+ * doubles to escape itself; backslash escapes too when `backslash`). */
+static const char *skip_quoted(const char *p, int backslash)
+{
+	char q = *p++;
+	while (*p) {
+		if (backslash && *p == '\\' && p[1]) {
+			p += 2;
+		} else if (*p == q) {
+			if (p[1] != q)
+				return p + 1;
+			p += 2;
+		} else {
+			p++;
+		}
+	}
+	return p;
+}
+
+/* Reads the token after p's blanks into *t; returns where the next begins.
+ * `backslash`: standard_conforming_strings is off, so \ escapes in '...'. */
+static const char *sql_lex(const char *p, int backslash, sql_tok *t)
+{
+	const char *q;
+	p = skip_blank(p);
+	t->p = p;
+	t->kind = TK_OTHER;
+	unsigned char c = (unsigned char)*p;
+	if (c == '\0') {
+		t->kind = TK_END;
+		q = p;
+	} else if (c == '\'') {
+		q = skip_quoted(p, backslash);
+	} else if ((c == 'E' || c == 'e') && p[1] == '\'') {
+		q = skip_quoted(p + 1, 1);
+	} else if (c == '"') {
+		q = skip_quoted(p, 0);
+	} else if (c == '$') {
+		/* $1 is a parameter; $$ and $tag$ open a dollar-quoted string */
+		q = p + 1;
+		if (*q >= '0' && *q <= '9') {
+			while (*q >= '0' && *q <= '9')
+				q++;
+		} else {
+			while (*q != '$' && is_ident_char((unsigned char)*q))
+				q++;
+			if (*q == '$' && (q == p + 1 || is_ident_start((unsigned char)p[1]))) {
+				size_t taglen = (size_t)(q - p) + 1;
+				const char *close = strchr(q + 1, '$');
+				while (close && strncmp(close, p, taglen) != 0)
+					close = strchr(close + 1, '$');
+				q = close ? close + taglen : q + 1 + strlen(q + 1);
+			} else {
+				q = p + 1;
+			}
+		}
+	} else if (is_ident_start(c)) {
+		q = p;
+		while (is_ident_char((unsigned char)*q))
+			q++;
+		t->kind = TK_WORD;
+	} else if (c >= '0' && c <= '9') {
+		q = p;
+		while (is_ident_char((unsigned char)*q) || *q == '.')
+			q++;
+	} else {
+		q = p + 1;
+		if (c == '?')
+			t->kind = TK_PARAM;
+		else if (c == ';')
+			t->kind = TK_SEMI;
+		else if (c == '(' || c == '[')
+			t->kind = TK_OPEN;
+		else if (c == ')' || c == ']')
+			t->kind = TK_CLOSE;
+	}
+	t->n = (size_t)(q - p);
+	return q;
+}
+
+static int word_is(const sql_tok *t, const char *kw)
+{
+	return t->kind == TK_WORD && strlen(kw) == t->n && strncasecmp(t->p, kw, t->n) == 0;
+}
+
+static int word_in(const sql_tok *t, const char *const *kws)
+{
+	for (; *kws; kws++)
+		if (word_is(t, *kws))
+			return 1;
+	return 0;
+}
+
+/* One statement's first words decide whether it is transaction control. */
+static int is_txctl(const sql_tok *w, int nw)
+{
+	static const char *const ends[] = { "BEGIN", "START", "COMMIT", "END", "ABORT", NULL };
+	if (nw == 0)
+		return 0;
+	if (word_in(&w[0], ends))
+		return 1;
+	if (word_is(&w[0], "PREPARE"))
+		return nw > 1 && word_is(&w[1], "TRANSACTION");
+	if (word_is(&w[0], "ROLLBACK")) {
+		/* ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name keeps the transaction */
+		int i = 1;
+		if (i < nw && (word_is(&w[i], "WORK") || word_is(&w[i], "TRANSACTION")))
+			i++;
+		return !(i < nw && word_is(&w[i], "TO"));
+	}
+	return 0;
+}
+
+/* Scans sql: placeholders, statements, transaction control, cursor use. */
+static void sql_scan(const char *sql, int backslash, sql_info *info)
+{
+	static const char *const rows[] = { "SELECT", "WITH", "VALUES", "TABLE", NULL };
+	static const char *const writes[] = { "INTO", "INSERT", "UPDATE", "DELETE", "MERGE", NULL };
+	sql_tok t, w[4];
+	int nw = 0, parens = 0, begins = 0, writes_seen = 0, nonempty = 0;
+	const char *p = sql;
+	memset(info, 0, sizeof *info);
+	for (;;) {
+		p = sql_lex(p, backslash, &t);
+		if (t.kind == TK_END || (t.kind == TK_SEMI && parens == 0 && begins == 0)) {
+			if (nonempty) {
+				info->nstatements++;
+				if (is_txctl(w, nw))
+					info->txctl = 1;
+				info->cursorable = info->nstatements == 1 && nw > 0 &&
+					word_in(&w[0], rows) && !writes_seen;
+			}
+			if (t.kind == TK_END)
+				break;
+			nw = parens = begins = writes_seen = nonempty = 0;
+			continue;
+		}
+		nonempty = 1;
+		if (t.kind == TK_OPEN) {
+			parens++;
+		} else if (t.kind == TK_CLOSE) {
+			if (parens > 0)
+				parens--;
+		} else if (t.kind == TK_PARAM) {
+			info->nparams++;
+		} else if (t.kind == TK_WORD) {
+			if (nw < 4)
+				w[nw++] = t;
+			if (word_in(&t, writes))
+				writes_seen = 1;
+			/* As psql: in CREATE [OR REPLACE] FUNCTION|PROCEDURE, a
+			 * BEGIN ATOMIC ... END body (CASE ... END inside) holds
+			 * semicolons. CASE and END are reserved words. */
+			int routine = nw >= 2 && word_is(&w[0], "CREATE") &&
+				(word_is(&w[1], "FUNCTION") || word_is(&w[1], "PROCEDURE") ||
+				 (nw >= 4 && word_is(&w[1], "OR") && word_is(&w[2], "REPLACE") &&
+				  (word_is(&w[3], "FUNCTION") || word_is(&w[3], "PROCEDURE"))));
+			if (routine && parens == 0) {
+				sql_tok next;
+				if (word_is(&t, "BEGIN") && (sql_lex(p, backslash, &next), word_is(&next, "ATOMIC")))
+					begins++;
+				else if (word_is(&t, "CASE") && begins > 0)
+					begins++;
+				else if (word_is(&t, "END") && begins > 0)
+					begins--;
+			}
+		}
+	}
+}
+
+/* Returns sql with its n `?` placeholders replaced by $1..$n (a new string
+ * the caller frees), or NULL when out of memory. */
+static char *sql_rewrite(const char *sql, int backslash, int n)
+{
+	size_t len = strlen(sql);
+	char *out = malloc(len + (size_t)n * 11 + 1); /* "?" → "$2147483647" */
+	char *o = out;
+	const char *p = sql, *copied = sql;
+	sql_tok t;
+	int k = 0;
+	if (!out)
+		return NULL;
+	while ((p = sql_lex(p, backslash, &t)), t.kind != TK_END) {
+		if (t.kind != TK_PARAM || k >= n)
+			continue;
+		memcpy(o, copied, (size_t)(t.p - copied));
+		o += t.p - copied;
+		o += sprintf(o, "$%d", ++k);
+		copied = t.p + 1;
+	}
+	strcpy(o, copied);
+	return out;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Appends msg to out (size bytes, holding a string) as one line: each line
+ * trimmed, lines joined with "; ". */
+static void append_one_line(char *out, size_t size, const char *msg)
+{
+	size_t o = strlen(out);
+	int first = 1;
+	while (*msg && o + 1 < size) {
+		size_t n = strcspn(msg, "\r\n");
+		const char *line = msg, *end = msg + n;
+		while (line < end && is_space((unsigned char)*line))
+			line++;
+		while (end > line && is_space((unsigned char)end[-1]))
+			end--;
+		if (end > line) {
+			int w = snprintf(out + o, size - o, "%s%.*s", first ? "" : "; ",
+				(int)(end - line), line);
+			o += w > 0 ? (size_t)w : 0;
+			if (o >= size)
+				o = size - 1;
+			first = 0;
+		}
+		msg += n;
+		while (*msg == '\r' || *msg == '\n')
+			msg++;
+	}
+	out[o] = '\0';
+}
+
+/* Replaces every occurrence of secret in s (size bytes) with ***. */
+static void mask_secret(char *s, size_t size, const char *secret)
+{
+	size_t n = secret ? strlen(secret) : 0, o = 0;
+	char out[sizeof ((lm_error *)0)->message];
+	const char *p = s, *hit;
+	if (n == 0 || !strstr(s, secret))
+		return;
+	while ((hit = strstr(p, secret)) != NULL && o + 1 < sizeof out) {
+		int w = snprintf(out + o, sizeof out - o, "%.*s***", (int)(hit - p), p);
+		o += w > 0 ? (size_t)w : 0;
+		if (o >= sizeof out)
+			o = sizeof out - 1;
+		p = hit + n;
+	}
+	snprintf(out + o, sizeof out - o, "%s", p);
+	snprintf(s, size, "%s", out);
+}
+
+/* Sets err from a failed result (res may be NULL: then the connection's
+ * message). libpq's strings are borrowed: they are copied here at once. */
+static int pg_fail(pg_conn *conn, const PGresult *res, lm_error *err)
+{
+	char msg[sizeof err->message] = "";
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (primary) {
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		append_one_line(msg, sizeof msg, primary);
+		if (detail && *detail) {
+			strncat(msg, " (detail: ", sizeof msg - strlen(msg) - 1);
+			append_one_line(msg, sizeof msg, detail);
+			strncat(msg, ")", sizeof msg - strlen(msg) - 1);
+		}
+	} else {
+		const char *text = res ? PQresultErrorMessage(res) : "";
+		if (!*text)
+			text = PQerrorMessage(conn->pg);
+		append_one_line(msg, sizeof msg, text);
+	}
+	if (!*msg)
+		snprintf(msg, sizeof msg, "postgresql failed with no message (%s)",
+			PQresStatus(res ? PQresultStatus(res) : PGRES_FATAL_ERROR));
+	return lm_error_set(err, LM_EFAIL, "%s", msg);
+}
+
+static int no_memory(lm_error *err)
+{
+	return lm_error_set(err, LM_ENOMEM, "out of memory");
+}
+
+/* ---- connection state --------------------------------------------------- */
+
+/* Whether the server reads backslashes in '...' as escapes (libpq tracks the
+ * setting, so this costs no round trip). */
+static int backslash_strings(pg_conn *conn)
+{
+	const char *v = PQparameterStatus(conn->pg, "standard_conforming_strings");
+	return v && strcmp(v, "off") == 0;
+}
+
+/* Runs after every command: notes a transaction that is no longer open
+ * (cursors die with it) and, while the guard is on, reports one the driver
+ * began that a statement ended. err may be NULL. */
+static int pg_settle(pg_conn *conn, lm_error *err)
+{
+	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	if (st != PQTRANS_IDLE && st != PQTRANS_UNKNOWN)
+		return 0;
+	conn->epoch++;
+	if (!conn->in_tx)
+		return 0;
+	conn->in_tx = 0;
+	if (!conn->guard || st == PQTRANS_UNKNOWN)
+		return 0;
+	return lm_error_set(err, LM_EFAIL, GUARD_MESSAGE " (a statement ended the transaction)");
+}
+
+/* Finishes a COPY that a statement started: luamig has no data to send. */
+static void drain_copy(pg_conn *conn, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	PGresult *r;
+	if (st == PGRES_COPY_IN) {
+		PQputCopyEnd(conn->pg, "copy from stdin is not supported");
+	} else if (st == PGRES_COPY_OUT) {
+		char *buf;
+		while (PQgetCopyData(conn->pg, &buf, 0) > 0)
+			PQfreemem(buf);
+	}
+	while ((r = PQgetResult(conn->pg)) != NULL)
+		PQclear(r);
+}
+
+/* Checks a command's result; on failure sets err. Takes ownership of res
+ * and hands it back in *out (NULL: cleared) when it succeeded. */
+static int pg_check(pg_conn *conn, PGresult *res, PGresult **out, lm_error *err)
+{
+	int rc = 0;
+	switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+	case PGRES_EMPTY_QUERY:
+		break;
+	case PGRES_COPY_IN:
+	case PGRES_COPY_OUT:
+	case PGRES_COPY_BOTH:
+		drain_copy(conn, res);
+		rc = lm_error_set(err, LM_EFAIL,
+			"copy from stdin and copy to stdout are not supported; insert the rows with parameters");
+		break;
+	default:
+		rc = pg_fail(conn, res, err);
+	}
+	if (rc == 0 && out) {
+		*out = res;
+		res = NULL;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Runs a command with no parameters, discarding its result. */
+static int pg_run(pg_conn *conn, const char *sql, lm_error *err)
+{
+	int rc = pg_check(conn, PQexec(conn->pg, sql), NULL, err);
+	int settled = pg_settle(conn, rc == 0 ? err : NULL);
+	return rc != 0 ? rc : settled;
+}
+
+static int64_t cmd_tuples(PGresult *res)
+{
+	const char *n = res ? PQcmdTuples(res) : "";
+	return *n ? strtoll(n, NULL, 10) : 0;
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+static void params_clear(pg_params *pp)
+{
+	free(pp->values);
+	free(pp->lengths);
+	free(pp->formats);
+	free(pp->types);
+	free(pp->buf);
+	memset(pp, 0, sizeof *pp);
+}
+
+static void format_float(char *out, size_t size, double f)
+{
+	if (isnan(f))
+		snprintf(out, size, "NaN");
+	else if (isinf(f))
+		snprintf(out, size, "%sInfinity", f < 0 ? "-" : "");
+	else
+		snprintf(out, size, "%.17g", f);
+}
+
+/* Copies params into pp (cleared first) as libpq wants them. */
+static int params_set(pg_params *pp, const lm_value *params, int n, lm_error *err)
+{
+	size_t total = 0, o = 0;
+	int rc = 0;
+	params_clear(pp);
+	if (n == 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		const lm_value *v = &params[i];
+		if (v->type == LM_TEXT && v->u.s.n > 0 && memchr(v->u.s.p, '\0', v->u.s.n))
+			return lm_error_set(err, LM_EFAIL,
+				"parameter %d: text holds a zero byte, which postgresql text cannot store; bind it as a blob",
+				i + 1);
+		if ((v->type == LM_TEXT || v->type == LM_BLOB) && v->u.s.n >= 0x7fffffff)
+			return lm_error_set(err, LM_EFAIL, "parameter %d is larger than postgresql takes (2 GB)",
+				i + 1);
+		total += v->type == LM_TEXT || v->type == LM_BLOB ? v->u.s.n + 1 : 32;
+	}
+	pp->values = calloc((size_t)n, sizeof *pp->values);
+	pp->lengths = calloc((size_t)n, sizeof *pp->lengths);
+	pp->formats = calloc((size_t)n, sizeof *pp->formats);
+	pp->types = calloc((size_t)n, sizeof *pp->types);
+	pp->buf = malloc(total);
+	if (!pp->values || !pp->lengths || !pp->formats || !pp->types || !pp->buf) {
+		rc = no_memory(err);
+		goto done;
+	}
+	pp->n = n;
+	for (int i = 0; i < n; i++) {
+		const lm_value *v = &params[i];
+		char *b = pp->buf + o;
+		switch (v->type) {
+		case LM_NULL:
+			continue;
+		case LM_INT:
+			snprintf(b, 32, "%" PRId64, v->u.i);
+			break;
+		case LM_FLOAT:
+			format_float(b, 32, v->u.f);
+			break;
+		case LM_BOOL:
+			strcpy(b, v->u.i ? "t" : "f");
+			pp->types[i] = OID_BOOL;
+			break;
+		case LM_TEXT:
+			if (v->u.s.n > 0)
+				memcpy(b, v->u.s.p, v->u.s.n);
+			b[v->u.s.n] = '\0';
+			break;
+		case LM_BLOB:
+			if (v->u.s.n > 0)
+				memcpy(b, v->u.s.p, v->u.s.n);
+			b[v->u.s.n] = '\0';
+			pp->types[i] = OID_BYTEA;
+			pp->formats[i] = 1;
+			pp->lengths[i] = (int)v->u.s.n;
+			break;
+		default:
+			rc = lm_error_set(err, LM_EFAIL, "parameter %d has an unknown type", i + 1);
+			goto done;
+		}
+		pp->values[i] = b;
+		o += v->type == LM_TEXT || v->type == LM_BLOB ? v->u.s.n + 1 : 32;
+	}
+done:
+	if (rc != 0)
+		params_clear(pp);
+	return rc;
+}
+
+static int params_count_error(int expected, int given, lm_error *err)
+{
+	return lm_error_set(err, LM_EFAIL, "statement takes %d parameter%s, %d given",
+		expected, expected == 1 ? "" : "s", given);
+}
+
+/* ---- open, close, exec -------------------------------------------------- */
+
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg, (void)message;
+}
 
 static int pg_open(lm_conn **out, const lm_url *url, lm_error *err)
 {
-	(void)url;
+	int rc = 0, n = 0;
+	int cap = url->noptions + 8;
+	const char **keys = calloc((size_t)cap, sizeof *keys);   /* owned */
+	const char **values = calloc((size_t)cap, sizeof *values); /* owned */
+	pg_conn *conn = calloc(1, sizeof *conn);                 /* owned until handed out */
+	const char *password = url->password;
 	*out = NULL;
-	return lm_error_set(err, LM_EFAIL, "postgresql support is not built yet");
+	if (!keys || !values || !conn) {
+		rc = no_memory(err);
+		goto done;
+	}
+	conn->base.methods = &lm_driver_pg;
+#define ADD(k, v) do { if (v) { keys[n] = (k); values[n] = (v); n++; } } while (0)
+	ADD("fallback_application_name", "luamig");
+	if (!getenv("PGCLIENTENCODING"))
+		ADD("client_encoding", "UTF8");
+	ADD("host", url->host);
+	ADD("port", url->port);
+	ADD("user", url->user);
+	ADD("password", url->password);
+	ADD("dbname", url->dbname);
+	for (int i = 0; i < url->noptions; i++) {
+		ADD(url->options[i].key, url->options[i].value);
+		if (strcmp(url->options[i].key, "password") == 0 && *url->options[i].value)
+			password = url->options[i].value;
+	}
+#undef ADD
+	conn->pg = PQconnectdbParams(keys, values, 0);
+	if (!conn->pg) {
+		rc = no_memory(err);
+		goto done;
+	}
+	if (PQstatus(conn->pg) != CONNECTION_OK) {
+		char msg[sizeof err->message] = "";
+		append_one_line(msg, sizeof msg, PQerrorMessage(conn->pg));
+		mask_secret(msg, sizeof msg, url->password);
+		mask_secret(msg, sizeof msg, password);
+		rc = lm_error_set(err, LM_EFAIL, "%s", *msg ? msg : "cannot connect to postgresql");
+		goto done;
+	}
+	PQsetNoticeProcessor(conn->pg, ignore_notice, NULL);
+	*out = &conn->base;
+	conn = NULL;
+done:
+	if (conn) {
+		PQfinish(conn->pg);
+		free(conn);
+	}
+	free(keys);
+	free(values);
+	return rc;
+}
+
+static void pg_close(lm_conn *c)
+{
+	pg_conn *conn = (pg_conn *)c;
+	if (!conn)
+		return;
+	PQfinish(conn->pg);
+	free(conn);
+}
+
+static int pg_exec(lm_conn *c, const char *sql, const lm_value *params, int nparams,
+	int64_t *changes, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	sql_info info;
+	pg_params pp = { 0 };
+	char *rewritten = NULL; /* owned */
+	PGresult *res = NULL;   /* owned */
+	int rc = 0, settled;
+	if (changes)
+		*changes = 0;
+	sql_scan(sql, backslash_strings(conn), &info);
+	if (conn->guard && info.txctl) {
+		rc = lm_error_set(err, LM_EFAIL, GUARD_MESSAGE);
+		goto done;
+	}
+	if (nparams == 0) {
+		/* several statements may run: the simple query protocol */
+		rc = pg_check(conn, PQexec(conn->pg, sql), &res, err);
+	} else {
+		if (info.nparams != nparams) {
+			rc = params_count_error(info.nparams, nparams, err);
+			goto done;
+		}
+		if (info.nstatements > 1) {
+			rc = lm_error_set(err, LM_EFAIL, "sql with parameters must be one statement");
+			goto done;
+		}
+		if (nparams > MAX_PARAMS) {
+			rc = lm_error_set(err, LM_EFAIL, "statement has %d parameters; postgresql takes at most %d",
+				nparams, MAX_PARAMS);
+			goto done;
+		}
+		if (!(rewritten = sql_rewrite(sql, backslash_strings(conn), nparams))) {
+			rc = no_memory(err);
+			goto done;
+		}
+		if ((rc = params_set(&pp, params, nparams, err)) != 0)
+			goto done;
+		rc = pg_check(conn, PQexecParams(conn->pg, rewritten, pp.n, pp.types,
+				pp.values, pp.lengths, pp.formats, 0), &res, err);
+	}
+	settled = pg_settle(conn, rc == 0 ? err : NULL);
+	if (rc == 0)
+		rc = settled;
+	if (rc == 0 && changes)
+		*changes = cmd_tuples(res);
+done:
+	PQclear(res);
+	params_clear(&pp);
+	free(rewritten);
+	return rc;
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+static void free_blobs(pg_stmt *s)
+{
+	for (int i = 0; i < s->nblobs; i++) {
+		if (s->blobs[i])
+			PQfreemem(s->blobs[i]);
+		s->blobs[i] = NULL;
+	}
+}
+
+/* Closes the statement's cursor if its transaction still holds it. */
+static void cursor_close(pg_stmt *s)
+{
+	pg_conn *conn = s->conn;
+	if (!s->cursor[0])
+		return;
+	if (s->epoch == conn->epoch && PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "CLOSE %s", s->cursor);
+		PQclear(PQexec(conn->pg, sql));
+		pg_settle(conn, NULL);
+	}
+	s->cursor[0] = '\0';
+}
+
+/* Back to before the first step; keeps the bound parameters. */
+static void stmt_reset(pg_stmt *s)
+{
+	cursor_close(s);
+	free_blobs(s);
+	PQclear(s->res);
+	s->res = NULL;
+	s->row = -1;
+	s->changes = 0;
+	s->state = ST_READY;
+}
+
+/* Makes s->names hold res's column names; an older set that differs stays
+ * allocated until finalize (its pointers may be held). */
+static int names_take(pg_stmt *s, const PGresult *res)
+{
+	int n = PQnfields(res), same = s->names && s->names->n == n;
+	for (int i = 0; same && i < n; i++)
+		same = strcmp(s->names->name[i], PQfname(res, i)) == 0;
+	if (same)
+		return 0;
+	pg_names *names = calloc(1, sizeof *names + (size_t)n * sizeof names->name[0]);
+	if (!names)
+		return LM_ENOMEM;
+	names->n = n;
+	names->next = s->names;
+	s->names = names;
+	for (int i = 0; i < n; i++)
+		if (!(names->name[i] = strdup(PQfname(res, i))))
+			return LM_ENOMEM;
+	return 0;
+}
+
+static int blobs_fit(pg_stmt *s, int n)
+{
+	if (n <= s->nblobs)
+		return 0;
+	unsigned char **grown = realloc(s->blobs, (size_t)n * sizeof *grown);
+	if (!grown)
+		return LM_ENOMEM;
+	for (int i = s->nblobs; i < n; i++)
+		grown[i] = NULL;
+	s->blobs = grown;
+	s->nblobs = n;
+	return 0;
+}
+
+/* A result arrived: remember its columns. */
+static int stmt_take_result(pg_stmt *s, PGresult *res, lm_error *err)
+{
+	PQclear(s->res);
+	s->res = res;
+	s->row = -1;
+	if (names_take(s, res) != 0 || blobs_fit(s, PQnfields(res)) != 0)
+		return no_memory(err);
+	return 0;
+}
+
+static int pg_prepare(lm_conn *c, const char *sql, lm_stmt **out, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	pg_stmt *s = calloc(1, sizeof *s); /* owned until handed out */
+	int rc = 0;
+	*out = NULL;
+	if (!s) {
+		rc = no_memory(err);
+		goto done;
+	}
+	s->conn = conn;
+	s->row = -1;
+	sql_scan(sql, backslash_strings(conn), &s->info);
+	if (s->info.nstatements > 1) {
+		rc = lm_error_set(err, LM_EFAIL,
+			"a prepared statement holds one sql statement; found more after the first");
+		goto done;
+	}
+	if (s->info.nparams > MAX_PARAMS) {
+		rc = lm_error_set(err, LM_EFAIL, "statement has %d parameters; postgresql takes at most %d",
+			s->info.nparams, MAX_PARAMS);
+		goto done;
+	}
+	if (!(s->sql = sql_rewrite(sql, backslash_strings(conn), s->info.nparams))) {
+		rc = no_memory(err);
+		goto done;
+	}
+	*out = (lm_stmt *)s;
+	s = NULL;
+done:
+	if (s) {
+		free(s->sql);
+		free(s);
+	}
+	return rc;
+}
+
+static int pg_bind(lm_stmt *st, const lm_value *params, int nparams, lm_error *err)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	stmt_reset(s);
+	s->bound = 0;
+	if (nparams != s->info.nparams) {
+		params_clear(&s->params);
+		return params_count_error(s->info.nparams, nparams, err);
+	}
+	int rc = params_set(&s->params, params, nparams, err);
+	s->bound = rc == 0;
+	return rc;
+}
+
+/* Reads the cursor's next rows into s->res. */
+static int cursor_fetch(pg_stmt *s, lm_error *err)
+{
+	pg_conn *conn = s->conn;
+	PGresult *res = NULL;
+	char sql[64];
+	int rc;
+	if (s->epoch != conn->epoch) {
+		s->cursor[0] = '\0';
+		return lm_error_set(err, LM_EFAIL,
+			"the transaction this statement was reading rows in has ended");
+	}
+	snprintf(sql, sizeof sql, "FETCH %d FROM %s", FETCH_ROWS, s->cursor);
+	rc = pg_check(conn, PQexec(conn->pg, sql), &res, err);
+	if (rc == 0) {
+		rc = stmt_take_result(s, res, err);
+		s->changes += PQntuples(res);
+		if (PQntuples(res) < FETCH_ROWS)
+			cursor_close(s); /* read to the end: free it now */
+	} else {
+		s->cursor[0] = '\0';
+	}
+	int settled = pg_settle(conn, rc == 0 ? err : NULL);
+	return rc != 0 ? rc : settled;
+}
+
+/* The first step: runs the statement, through a cursor when it can. */
+static int stmt_start(pg_stmt *s, lm_error *err)
+{
+	pg_conn *conn = s->conn;
+	const pg_params *pp = &s->params;
+	PGresult *res = NULL; /* owned */
+	char *declare = NULL; /* owned */
+	const char *sql = s->sql;
+	char name[32] = "";
+	int rc = 0, settled;
+	if (s->info.nparams > 0 && !s->bound) {
+		rc = params_count_error(s->info.nparams, 0, err);
+		goto done;
+	}
+	if (conn->guard && s->info.txctl) {
+		rc = lm_error_set(err, LM_EFAIL, GUARD_MESSAGE);
+		goto done;
+	}
+	if (s->info.cursorable && PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
+		size_t len = strlen(s->sql) + 64;
+		snprintf(name, sizeof name, "lm_cur_%u", ++conn->ncursors);
+		if (!(declare = malloc(len))) {
+			rc = no_memory(err);
+			goto done;
+		}
+		snprintf(declare, len, "DECLARE %s NO SCROLL CURSOR FOR %s", name, s->sql);
+		sql = declare;
+	}
+	rc = pg_check(conn, PQexecParams(conn->pg, sql, pp->n, pp->types, pp->values,
+			pp->lengths, pp->formats, 0), &res, err);
+	settled = pg_settle(conn, rc == 0 ? err : NULL);
+	if (rc == 0)
+		rc = settled;
+	if (rc != 0)
+		goto done;
+	if (declare) {
+		memcpy(s->cursor, name, sizeof name);
+		s->epoch = conn->epoch;
+		s->state = ST_ROWS;
+		rc = cursor_fetch(s, err);
+		goto done;
+	}
+	s->changes = cmd_tuples(res);
+	s->state = PQresultStatus(res) == PGRES_TUPLES_OK ? ST_ROWS : ST_DONE;
+	rc = stmt_take_result(s, res, err);
+	res = NULL;
+done:
+	PQclear(res);
+	free(declare);
+	return rc;
+}
+
+static int pg_step(lm_stmt *st, lm_error *err)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	int rc = 0;
+	free_blobs(s);
+	if (s->state == ST_READY && (rc = stmt_start(s, err)) != 0)
+		goto done;
+	if (s->state != ST_ROWS)
+		goto done;
+	s->row++;
+	if (s->row >= PQntuples(s->res) && s->cursor[0] && (rc = cursor_fetch(s, err)) == 0)
+		s->row++;
+	if (rc == 0 && s->row < PQntuples(s->res))
+		return 1;
+done:
+	s->state = ST_DONE;
+	if (rc != 0)
+		cursor_close(s);
+	return rc;
+}
+
+/* Learns the column names before the first step (see the top). */
+static void stmt_describe(pg_stmt *s)
+{
+	pg_conn *conn = s->conn;
+	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	int savepoint = st == PQTRANS_INTRANS, ok;
+	PGresult *res = NULL; /* owned */
+	if ((st != PQTRANS_IDLE && st != PQTRANS_INTRANS) || s->info.txctl)
+		goto done;
+	if (savepoint && pg_run(conn, "SAVEPOINT lm_describe", NULL) != 0)
+		goto done;
+	ok = pg_check(conn, PQprepare(conn->pg, "", s->sql, s->info.nparams,
+			      s->bound ? s->params.types : NULL), NULL, NULL) == 0 &&
+		pg_check(conn, PQdescribePrepared(conn->pg, ""), &res, NULL) == 0;
+	if (ok)
+		names_take(s, res);
+	if (savepoint)
+		pg_run(conn, ok ? "RELEASE SAVEPOINT lm_describe"
+				: "ROLLBACK TO SAVEPOINT lm_describe; RELEASE SAVEPOINT lm_describe", NULL);
+	pg_settle(conn, NULL);
+done:
+	PQclear(res);
+}
+
+static int pg_column_count(lm_stmt *st)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	if (s->res)
+		return PQnfields(s->res);
+	if (!s->names)
+		stmt_describe(s);
+	return s->names ? s->names->n : 0;
+}
+
+static const char *pg_column_name(lm_stmt *st, int i)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	if (!s->names)
+		stmt_describe(s);
+	return s->names && i >= 0 && i < s->names->n ? s->names->name[i] : NULL;
+}
+
+/* numeric as a double when its decimal text survives the trip (see the top). */
+static int numeric_as_float(const char *text, double *out)
+{
+	int digits = 0, pending_zeros = 0, leading = 1;
+	char *end;
+	for (const char *p = text; *p; p++) {
+		if (*p == '0') {
+			if (!leading)
+				pending_zeros++;
+		} else if (*p >= '1' && *p <= '9') {
+			leading = 0;
+			digits += pending_zeros + 1;
+			pending_zeros = 0;
+		}
+	}
+	if (digits > 15)
+		return 0;
+	errno = 0;
+	*out = strtod(text, &end);
+	if (end == text || *end != '\0')
+		return 0;
+	if (!strpbrk(text, "0123456789"))
+		return 1; /* NaN, Infinity, -Infinity */
+	return errno != ERANGE && isfinite(*out);
+}
+
+static void pg_column(lm_stmt *st, int i, lm_value *out)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	out->type = LM_NULL;
+	if (!s->res || s->row < 0 || s->row >= PQntuples(s->res) || i < 0 ||
+		i >= PQnfields(s->res) || PQgetisnull(s->res, s->row, i))
+		return;
+	const char *text = PQgetvalue(s->res, s->row, i);
+	size_t len = (size_t)PQgetlength(s->res, s->row, i);
+	switch (PQftype(s->res, i)) {
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8:
+	case OID_OID:
+		out->type = LM_INT;
+		out->u.i = strtoll(text, NULL, 10);
+		return;
+	case OID_FLOAT4:
+	case OID_FLOAT8:
+		out->type = LM_FLOAT;
+		out->u.f = strtod(text, NULL);
+		return;
+	case OID_NUMERIC:
+		if (numeric_as_float(text, &out->u.f)) {
+			out->type = LM_FLOAT;
+			return;
+		}
+		break;
+	case OID_BOOL:
+		out->type = LM_BOOL;
+		out->u.i = text[0] == 't';
+		return;
+	case OID_BYTEA: {
+		size_t n = 0;
+		if (i < s->nblobs) {
+			if (s->blobs[i])
+				PQfreemem(s->blobs[i]);
+			s->blobs[i] = PQunescapeBytea((const unsigned char *)text, &n);
+			if (s->blobs[i]) {
+				out->type = LM_BLOB;
+				out->u.s.p = (const char *)s->blobs[i];
+				out->u.s.n = n;
+				return;
+			}
+		}
+		break; /* out of memory: the escaped text is all there is */
+	}
+	default:
+		break;
+	}
+	out->type = LM_TEXT;
+	out->u.s.p = text;
+	out->u.s.n = len;
+}
+
+static int64_t pg_changes(lm_stmt *st)
+{
+	return ((pg_stmt *)st)->changes;
+}
+
+static void pg_finalize(lm_stmt *st)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	if (!s)
+		return;
+	stmt_reset(s);
+	params_clear(&s->params);
+	free(s->blobs);
+	while (s->names) {
+		pg_names *next = s->names->next;
+		for (int i = 0; i < s->names->n; i++)
+			free(s->names->name[i]);
+		free(s->names);
+		s->names = next;
+	}
+	free(s->sql);
+	free(s);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static int pg_begin(lm_conn *c, int immediate, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	int rc;
+	(void)immediate; /* PostgreSQL locks row by row */
+	if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+		if (PQstatus(conn->pg) != CONNECTION_OK)
+			return pg_fail(conn, NULL, err);
+		return lm_error_set(err, LM_EFAIL, "cannot begin a transaction: one is already open");
+	}
+	if ((rc = pg_run(conn, "BEGIN", err)) == 0)
+		conn->in_tx = 1;
+	return rc;
+}
+
+static int pg_commit(lm_conn *c, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	PGresult *res = NULL; /* owned */
+	int rc = 0;
+	switch (PQtransactionStatus(conn->pg)) {
+	case PQTRANS_INTRANS:
+		break;
+	case PQTRANS_INERROR:
+		pg_run(conn, "ROLLBACK", NULL);
+		conn->in_tx = 0;
+		rc = lm_error_set(err, LM_EFAIL,
+			"cannot commit: a statement failed in this transaction, which was rolled back");
+		goto done;
+	case PQTRANS_IDLE:
+		conn->in_tx = 0;
+		rc = lm_error_set(err, LM_EFAIL, "cannot commit: no transaction is open");
+		goto done;
+	default:
+		conn->in_tx = 0;
+		rc = pg_fail(conn, NULL, err);
+		goto done;
+	}
+	rc = pg_check(conn, PQexec(conn->pg, "COMMIT"), &res, err);
+	conn->in_tx = 0;
+	pg_settle(conn, NULL);
+	if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		rc = lm_error_set(err, LM_EFAIL, "cannot commit: the transaction was rolled back");
+done:
+	PQclear(res);
+	return rc;
+}
+
+static int pg_rollback(lm_conn *c, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	conn->in_tx = 0;
+	if (st == PQTRANS_IDLE) {
+		pg_settle(conn, NULL);
+		return 0;
+	}
+	if (st == PQTRANS_UNKNOWN)
+		return pg_fail(conn, NULL, err);
+	return pg_run(conn, "ROLLBACK", err);
+}
+
+static int pg_guard(lm_conn *c, int on)
+{
+	((pg_conn *)c)->guard = on;
+	return 0;
+}
+
+/* ---- the migration lock ------------------------------------------------- */
+
+static int64_t lock_key(const char *name)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	for (const char *p = "luamig:"; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (int64_t)h;
+}
+
+/* Runs a one-value query with one bigint parameter; copies the value
+ * (empty for none or NULL) into out. */
+static int query_value(pg_conn *conn, const char *sql, int64_t key, char *out, size_t size,
+	lm_error *err)
+{
+	char text[32];
+	const char *values[1] = { text };
+	PGresult *res = NULL; /* owned */
+	int rc;
+	snprintf(text, sizeof text, "%" PRId64, key);
+	out[0] = '\0';
+	rc = pg_check(conn, PQexecParams(conn->pg, sql, 1, NULL, values, NULL, NULL, 0), &res, err);
+	pg_settle(conn, NULL);
+	if (rc == 0 && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+		snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return rc;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static int pg_lock(lm_conn *c, const char *name, double timeout, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	int64_t key = lock_key(name);
+	struct timespec start, pause = { 0, 5 * 1000000 };
+	char got[16], holder[512];
+	int rc;
+	if (conn->locked && conn->lock_key == key)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		rc = query_value(conn, "SELECT pg_try_advisory_lock($1::int8)", key, got, sizeof got, err);
+		if (rc != 0)
+			return rc;
+		if (strcmp(got, "t") == 0)
+			break;
+		if (seconds_since(&start) >= timeout) {
+			/* a bigint key shows in pg_locks as classid (high half), objid (low half), objsubid 1 */
+			query_value(conn,
+				"SELECT format('server process %s (%s)', l.pid, concat_ws(', ', "
+				"CASE WHEN a.application_name <> '' THEN 'application ' || quote_literal(a.application_name) END, "
+				"'user ' || quote_literal(a.usename), 'client ' || coalesce(host(a.client_addr), 'local'), "
+				"'connected ' || to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')))"
+				" FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+				" WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+				" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+				" AND l.classid::int8 = ($1::int8 >> 32) & 4294967295 AND l.objid::int8 = $1::int8 & 4294967295"
+				" LIMIT 1", key, holder, sizeof holder, NULL);
+			return lm_error_set(err, LM_EFAIL,
+				"timed out after %g s waiting for the migration lock '%s'%s%s", timeout, name,
+				*holder ? ": held by " : "", holder);
+		}
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 200 * 1000000)
+			pause.tv_nsec *= 2;
+	}
+	if (conn->locked) { /* another name: one lock at a time */
+		char ignored[16];
+		query_value(conn, "SELECT pg_advisory_unlock($1::int8)", conn->lock_key, ignored,
+			sizeof ignored, NULL);
+	}
+	conn->locked = 1;
+	conn->lock_key = key;
+	return 0;
+}
+
+static void pg_unlock(lm_conn *c)
+{
+	pg_conn *conn = (pg_conn *)c;
+	char ignored[16];
+	if (!conn || !conn->locked)
+		return;
+	/* In a failed transaction this cannot run: the lock stays noted as
+	 * held, for an unlock after the rollback (or the session's end). */
+	if (PQtransactionStatus(conn->pg) == PQTRANS_INERROR)
+		return;
+	query_value(conn, "SELECT pg_advisory_unlock($1::int8)", conn->lock_key, ignored,
+		sizeof ignored, NULL);
+	conn->locked = 0;
 }
 
 const lm_driver_methods lm_driver_pg = {
 	.version = 1,
 	.dialect = "postgresql",
 	.open = pg_open,
+	.close = pg_close,
+	.exec = pg_exec,
+	.prepare = pg_prepare,
+	.bind = pg_bind,
+	.step = pg_step,
+	.column_count = pg_column_count,
+	.column_name = pg_column_name,
+	.column = pg_column,
+	.changes = pg_changes,
+	.finalize = pg_finalize,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.guard_transactions = pg_guard,
+	.lock = pg_lock,
+	.unlock = pg_unlock,
 };

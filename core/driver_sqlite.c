@@ -8,17 +8,23 @@
 #include "driver.h"
 
 #include <errno.h>
-#include <libgen.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct sqlite_conn {
 	lm_conn base;
 	sqlite3 *db; /* owned */
 	int guard;   /* refuse BEGIN/COMMIT/ROLLBACK while set */
 	int denied;  /* the last statement was refused by the guard */
+	char *path;  /* owned: the database file, NULL in memory */
+	int lock_fd; /* the flocked "<path>.lock" file, or -1 */
 } sqlite_conn;
 
 struct lm_stmt {
@@ -47,28 +53,31 @@ static int conn_fail(sqlite_conn *conn, lm_error *err)
 /* Creates the missing parent folders of path, like `mkdir -p $(dirname path)`. */
 static int make_parents(const char *path, lm_error *err)
 {
-	char *copy = strdup(path);
+	char *dir = strdup(path);
 	int rc = 0;
-	if (!copy)
+	if (!dir)
 		return LM_ENOMEM;
-	char *dir = dirname(copy);
+	char *last = strrchr(dir, '/');
+	if (!last || last == dir)
+		goto done; /* in the current folder, or in / */
+	*last = '\0';
 	for (char *p = dir + 1; ; p++) {
-		if (*p == '/' || *p == '\0') {
-			char saved = *p;
-			*p = '\0';
-			if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-				rc = lm_error_set(err, LM_EFAIL,
-					"cannot create folder '%s' for the database: %s",
-					dir, strerror(errno));
-				goto done;
-			}
-			*p = saved;
-			if (saved == '\0')
-				break;
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+			rc = lm_error_set(err, LM_EFAIL,
+				"cannot create folder '%s' for the database: %s",
+				dir, strerror(errno));
+			goto done;
 		}
+		*p = saved;
+		if (saved == '\0')
+			break;
 	}
 done:
-	free(copy);
+	free(dir);
 	return rc;
 }
 
@@ -93,9 +102,15 @@ static int sqlite_open(lm_conn **out, const lm_url *url, lm_error *err)
 	if (!conn)
 		return LM_ENOMEM;
 	conn->base.methods = &lm_driver_sqlite;
-	if (strcmp(url->path, ":memory:") != 0 &&
-		(rc = make_parents(url->path, err)) != 0)
-		goto done;
+	conn->lock_fd = -1;
+	if (strcmp(url->path, ":memory:") != 0) {
+		if ((rc = make_parents(url->path, err)) != 0)
+			goto done;
+		if (!(conn->path = strdup(url->path))) {
+			rc = LM_ENOMEM;
+			goto done;
+		}
+	}
 	if (sqlite3_open_v2(url->path, &conn->db,
 		    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		rc = lm_error_set(err, LM_EFAIL, "cannot open sqlite database '%s': %s",
@@ -114,9 +129,18 @@ static int sqlite_open(lm_conn **out, const lm_url *url, lm_error *err)
 done:
 	if (rc != 0) {
 		sqlite3_close(conn->db);
+		free(conn->path);
 		free(conn);
 	}
 	return rc;
+}
+
+static void sqlite_unlock(lm_conn *c)
+{
+	sqlite_conn *conn = (sqlite_conn *)c;
+	if (conn->lock_fd >= 0)
+		close(conn->lock_fd); /* releases the flock */
+	conn->lock_fd = -1;
 }
 
 static void sqlite_close(lm_conn *c)
@@ -124,8 +148,54 @@ static void sqlite_close(lm_conn *c)
 	sqlite_conn *conn = (sqlite_conn *)c;
 	if (!conn)
 		return;
+	sqlite_unlock(c);
 	sqlite3_close(conn->db);
+	free(conn->path);
 	free(conn);
+}
+
+/* An flock on "<database>.lock", polled with back-off so a timeout can name
+ * the holder (its pid is written in the file). SQLite's own locks cannot
+ * serialise whole commands: a runner reads the version table before it
+ * writes. */
+static int sqlite_lock(lm_conn *c, const char *name, double timeout, lm_error *err)
+{
+	sqlite_conn *conn = (sqlite_conn *)c;
+	char lockpath[4096], holder[32] = "";
+	struct timespec start, now, pause = {0, 5 * 1000000};
+	(void)name; /* one database file holds one project's version table */
+	if (!conn->path || conn->lock_fd >= 0)
+		return 0;
+	snprintf(lockpath, sizeof lockpath, "%s.lock", conn->path);
+	int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return lm_error_set(err, LM_EFAIL, "cannot open lock file '%s': %s",
+			lockpath, strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double waited = (double)(now.tv_sec - start.tv_sec) +
+			(double)(now.tv_nsec - start.tv_nsec) / 1e9;
+		if (errno != EWOULDBLOCK || waited >= timeout) {
+			ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+			holder[n > 0 ? n : 0] = '\0';
+			holder[strcspn(holder, "\n")] = '\0';
+			close(fd);
+			return lm_error_set(err, LM_EFAIL,
+				"timed out after %g s waiting for the migration lock '%s'%s%s",
+				timeout, lockpath, *holder ? ": held by process " : "", holder);
+		}
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 200 * 1000000)
+			pause.tv_nsec *= 2;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* the pid is only for messages; the lock itself is held */
+	}
+	conn->lock_fd = fd;
+	return 0;
 }
 
 static int bind_all(sqlite3_stmt *st, sqlite3 *db, const lm_value *params,
@@ -353,4 +423,6 @@ const lm_driver_methods lm_driver_sqlite = {
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
 	.guard_transactions = sqlite_guard,
+	.lock = sqlite_lock,
+	.unlock = sqlite_unlock,
 };

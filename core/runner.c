@@ -375,6 +375,20 @@ static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 	return rc;
 }
 
+/* Serialises concurrent runners: taken before the version rows are read,
+ * held until the command is done. */
+static int take_lock(lm_app *app, lm_error *err)
+{
+	lm_conn *c = app->conn;
+	if (!app->config.lock || !c->methods->lock)
+		return 0;
+	lm_buf name = {0};
+	add_version_table(&name, app);
+	int rc = c->methods->lock(c, lm_buf_str(&name), app->config.lock_timeout, err);
+	lm_buf_free(&name);
+	return rc;
+}
+
 int lm_migrate(lm_app *app, lm_migrate_kind kind, const char *const *targets,
 	int ntargets, const lm_migrate_options *opt, lm_error *err)
 {
@@ -396,6 +410,7 @@ int lm_migrate(lm_app *app, lm_migrate_kind kind, const char *const *targets,
 	} else {
 		/* --purge forgets the rows, whatever they name */
 		if ((rc = lm_app_connect(app, err)) != 0 ||
+			(rc = take_lock(app, err)) != 0 ||
 			(!opt->purge && (rc = lm_version_rows(app, &rows, err)) != 0))
 			goto done;
 		rs.sink = (lm_sink){online_emit, app->conn};
@@ -428,6 +443,8 @@ int lm_migrate(lm_app *app, lm_migrate_kind kind, const char *const *targets,
 	lm_error scratch = {0};
 	lm_host_set_context(app->host, NULL, &scratch);
 done:
+	if (app->conn && app->conn->methods->unlock)
+		app->conn->methods->unlock(app->conn);
 	lm_plan_free(&plan);
 	lm_revs_free(&rows);
 	return rc;

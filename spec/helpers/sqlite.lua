@@ -71,8 +71,12 @@ function M.exec(path, sql)
   if msg then error(msg, 2) end
 end
 
--- Sorted user table names (no sqlite_ internals).
+-- Sorted user table names (no sqlite_ internals); none when the file does
+-- not exist (luamig never created it).
 function M.tables(path)
+  local f = io.open(path, "rb")
+  if not f then return {} end
+  f:close()
   local names = {}
   for _, r in ipairs(M.query(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")) do
     names[#names + 1] = r.name

@@ -1,0 +1,469 @@
+-- luamig.op: the operations a migration's upgrade()/downgrade() call, as in Alembic 1.8.
+--
+-- The host sets the running context with op._set_context(ctx) before a revision's function and
+-- op._set_context(nil) after it. ctx = { dialect, offline, x, config = { naming_convention, ... },
+-- emit = function(sql, params), raw = <connection userdata or nil> }.
+-- Every operation renders SQL with luamig.ddl and hands each statement to ctx.emit, which runs it
+-- (online) or prints it (offline, --sql); offline, parameters are rendered inline and emit gets none.
+-- Errors name the operation and the argument and carry no position (the host adds file:line).
+
+local sa = require("luamig.sa")
+local ddl = require("luamig.ddl")
+local conn = require("luamig.conn")
+
+local kind = sa.kind
+
+local op = {}
+
+local current -- { ctx, r (renderer), bind (conn), public (get_context) } while a revision runs
+
+local function fail(fmt, ...)
+  error(string.format(fmt, ...), 0)
+end
+
+local function set(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+function op._set_context(ctx)
+  if ctx == nil then
+    current = nil
+    return
+  end
+  if type(ctx) ~= "table" or type(ctx.emit) ~= "function" then
+    error("op._set_context: ctx must be a table with an emit function", 2)
+  end
+  local config = ctx.config or {}
+  current = {
+    ctx = ctx,
+    r = ddl.renderer(ctx.dialect, config),
+    public = { dialect = ctx.dialect, offline = ctx.offline and true or false, x = ctx.x or {}, config = config },
+  }
+end
+
+local function state(where)
+  if not current then
+    fail("%s: no migration is running (op functions work inside upgrade() and downgrade())", where)
+  end
+  return current
+end
+
+local function emit_all(s, stmts)
+  for _, sql in ipairs(stmts) do s.ctx.emit(sql, nil) end
+end
+
+local function check_name(where, i, v, what)
+  if type(v) ~= "string" or v == "" then
+    fail("%s: argument %d must be %s", where, i, what or "a name (a string)")
+  end
+  return v
+end
+
+-- options(where, i, opts, allowed): the trailing options table, checked for unknown keys.
+local function options(where, i, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or kind(opts) then fail("%s: argument %d must be an options table", where, i) end
+  for k in pairs(opts) do
+    if not allowed[k] then fail("%s: unknown option '%s'", where, tostring(k)) end
+  end
+  return opts
+end
+
+local function column_list(where, i, cols, allow_expressions)
+  if type(cols) == "string" or (allow_expressions and kind(cols)) then cols = { cols } end
+  if type(cols) ~= "table" or kind(cols) or #cols == 0 then
+    fail("%s: argument %d must be an array of column names", where, i)
+  end
+  local out = {}
+  for j, c in ipairs(cols) do
+    local k = kind(c)
+    if k == "column" or k == "Column" then
+      out[j] = allow_expressions and c or c.name
+    elseif type(c) == "string" or (allow_expressions and k) then
+      out[j] = c
+    else
+      fail("%s: item %d of argument %d must be a column name", where, j, i)
+    end
+  end
+  return out
+end
+
+-- The naming convention key for a drop_constraint type.
+local constraint_keys = { foreignkey = "fk", unique = "uq", check = "ck", primary = "pk" }
+
+------------------------------------------------------------------------------------------------
+-- Tables and columns
+------------------------------------------------------------------------------------------------
+
+local create_table_options = set { "comment", "schema", "if_not_exists", "sqlite_autoincrement", "info",
+                                   "prefixes", "postgresql_partition_by" }
+
+-- op.create_table(name, columns / constraints / indexes..., opts) -> a table usable by bulk_insert
+function op.create_table(name, ...)
+  local where = "op.create_table"
+  check_name(where, 1, name, "the table name")
+  local columns, constraints, indexes, opts = {}, {}, {}, nil
+  local n = select("#", ...)
+  while n > 0 and select(n, ...) == nil do n = n - 1 end -- trailing nils (an absent options table)
+  for i = 1, n do
+    local v = select(i, ...)
+    local k = kind(v)
+    if k == "Column" then
+      columns[#columns + 1] = v
+    elseif sa.constraint_kinds[k] then
+      constraints[#constraints + 1] = v
+    elseif k == "Index" then
+      indexes[#indexes + 1] = v
+    elseif i == n and k == nil and type(v) == "table" then
+      opts = v
+    else
+      fail("%s: argument %d must be a sa.Column, a constraint or an index", where, i + 1)
+    end
+  end
+  opts = options(where, n + 1, opts, create_table_options)
+  if #columns == 0 then fail("%s: table '%s' needs at least one sa.Column", where, name) end
+  local s = state(where)
+  local t = sa._make_table(where, name, opts.schema, columns)
+  t.constraints, t.indexes, t.opts = constraints, indexes, opts
+  emit_all(s, s.r:create_table(t, where))
+  return t
+end
+
+function op.drop_table(name, opts)
+  local where = "op.drop_table"
+  check_name(where, 1, name, "the table name")
+  opts = options(where, 2, opts, set { "schema", "if_exists" })
+  local s = state(where)
+  emit_all(s, s.r:drop_table(name, opts.schema, opts.if_exists))
+end
+
+function op.rename_table(old, new, opts)
+  local where = "op.rename_table"
+  check_name(where, 1, old, "the table name")
+  check_name(where, 2, new, "the new table name")
+  opts = options(where, 3, opts, set { "schema" })
+  local s = state(where)
+  emit_all(s, s.r:rename_table(old, new, opts.schema))
+end
+
+function op.add_column(table_name, column, opts)
+  local where = "op.add_column"
+  check_name(where, 1, table_name, "the table name")
+  if kind(column) ~= "Column" then fail("%s: argument 2 must be a sa.Column", where) end
+  opts = options(where, 3, opts, set { "schema" })
+  local s = state(where)
+  emit_all(s, s.r:add_column(table_name, column, opts.schema, where))
+end
+
+local drop_column_options = set { "schema", "existing_type", "existing_nullable", "existing_server_default",
+                                  "existing_comment", "mssql_drop_check", "mssql_drop_default",
+                                  "mssql_drop_foreign_key" }
+
+function op.drop_column(table_name, column_name, opts)
+  local where = "op.drop_column"
+  check_name(where, 1, table_name, "the table name")
+  check_name(where, 2, column_name, "the column name")
+  opts = options(where, 3, opts, drop_column_options)
+  if opts.existing_type ~= nil and kind(opts.existing_type) ~= "type" then
+    fail("%s: option 'existing_type' must be a sa type", where)
+  end
+  local s = state(where)
+  -- SQLite refuses to drop a column a table CHECK names; the type's CHECK goes with batch mode.
+  if opts.existing_type and not s.r.d.alter_constraints and s.r:type_check(column_name, opts.existing_type) then
+    s.r:batch_error(where, string.format("drop column '%s' and the CHECK of its type sa.%s", column_name,
+                                         opts.existing_type.name))
+  end
+  emit_all(s, s.r:drop_column(table_name, column_name, opts.schema))
+end
+
+local alter_column_options = set { "nullable", "type", "type_", "server_default", "new_column_name", "comment",
+                                   "existing_type", "existing_nullable", "existing_server_default",
+                                   "existing_comment", "autoincrement", "existing_autoincrement",
+                                   "postgresql_using", "schema" }
+
+function op.alter_column(table_name, column_name, opts)
+  local where = "op.alter_column"
+  check_name(where, 1, table_name, "the table name")
+  check_name(where, 2, column_name, "the column name")
+  opts = options(where, 3, opts, alter_column_options)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if o.type_ ~= nil then
+    if o.type ~= nil then fail("%s: give 'type' or 'type_', not both", where) end
+    o.type, o.type_ = o.type_, nil
+  end
+  if o.type ~= nil and kind(o.type) ~= "type" then fail("%s: option 'type' must be a sa type", where) end
+  if o.existing_type ~= nil and kind(o.existing_type) ~= "type" then
+    fail("%s: option 'existing_type' must be a sa type", where)
+  end
+  if o.nullable ~= nil and type(o.nullable) ~= "boolean" then fail("%s: option 'nullable' must be a boolean", where) end
+  if o.new_column_name ~= nil and (type(o.new_column_name) ~= "string" or o.new_column_name == "") then
+    fail("%s: option 'new_column_name' must be a string", where)
+  end
+  if o.comment ~= nil and o.comment ~= sa.null and type(o.comment) ~= "string" then
+    fail("%s: option 'comment' must be a string or sa.null", where)
+  end
+  local s = state(where)
+  emit_all(s, s.r:alter_column(table_name, column_name, o, where))
+end
+
+------------------------------------------------------------------------------------------------
+-- Indexes and constraints
+------------------------------------------------------------------------------------------------
+
+local create_index_options = set { "unique", "schema", "sqlite_where", "postgresql_where", "postgresql_using",
+                                   "postgresql_concurrently", "postgresql_include", "if_not_exists" }
+
+-- op.create_index(name, table, cols, opts): cols are names, sa.text(...) or expressions.
+function op.create_index(name, table_name, cols, opts)
+  local where = "op.create_index"
+  if name ~= nil and kind(name) ~= "conv" then check_name(where, 1, name, "the index name (or nil)") end
+  check_name(where, 2, table_name, "the table name")
+  local exprs = column_list(where, 3, cols, true)
+  opts = options(where, 4, opts, create_index_options)
+  local s = state(where)
+  local ixopts = {}
+  for k, v in pairs(opts) do if k ~= "schema" then ixopts[k] = v end end
+  local ix = sa.Index(name, unpack(exprs))
+  ix.unique, ix.opts = opts.unique and true or false, ixopts
+  emit_all(s, s.r:create_index(ix, table_name, opts.schema, where))
+end
+
+-- op.drop_index(name, { table_name, schema }) (Alembic's positional table_name works too).
+function op.drop_index(name, table_name, opts)
+  local where = "op.drop_index"
+  if type(table_name) == "table" and opts == nil then table_name, opts = nil, table_name end
+  if kind(name) == "conv" then name = name.name end
+  check_name(where, 1, name, "the index name")
+  if table_name ~= nil then check_name(where, 2, table_name, "the table name") end
+  opts = options(where, table_name and 3 or 2, opts,
+                 set { "table_name", "schema", "postgresql_concurrently", "if_exists" })
+  local s = state(where)
+  emit_all(s, s.r:drop_index(name, opts.schema, opts))
+end
+
+local function constraint_name_arg(where, name)
+  if name ~= nil and kind(name) ~= "conv" then check_name(where, 1, name, "the constraint name (or nil)") end
+  return name
+end
+
+function op.create_unique_constraint(name, table_name, cols, opts)
+  local where = "op.create_unique_constraint"
+  constraint_name_arg(where, name)
+  check_name(where, 2, table_name, "the table name")
+  local columns = column_list(where, 3, cols, false)
+  opts = options(where, 4, opts, set { "schema", "deferrable", "initially" })
+  local s = state(where)
+  emit_all(s, s.r:add_constraint({ type = "uq", name = name, columns = columns, deferrable = opts.deferrable,
+                                   initially = opts.initially }, table_name, opts.schema, where))
+end
+
+function op.create_primary_key(name, table_name, cols, opts)
+  local where = "op.create_primary_key"
+  constraint_name_arg(where, name)
+  check_name(where, 2, table_name, "the table name")
+  local columns = column_list(where, 3, cols, false)
+  opts = options(where, 4, opts, set { "schema" })
+  local s = state(where)
+  emit_all(s, s.r:add_constraint({ type = "pk", name = name, columns = columns }, table_name, opts.schema, where))
+end
+
+function op.create_check_constraint(name, table_name, condition, opts)
+  local where = "op.create_check_constraint"
+  constraint_name_arg(where, name)
+  check_name(where, 2, table_name, "the table name")
+  if type(condition) ~= "string" and not kind(condition) then
+    fail("%s: argument 3 must be SQL text or an expression", where)
+  end
+  opts = options(where, 4, opts, set { "schema", "deferrable", "initially" })
+  local s = state(where)
+  emit_all(s, s.r:add_constraint({ type = "ck", name = name, sqltext = condition, deferrable = opts.deferrable,
+                                   initially = opts.initially }, table_name, opts.schema, where))
+end
+
+local foreign_key_options = set { "ondelete", "onupdate", "deferrable", "initially", "match", "source_schema",
+                                  "referent_schema" }
+
+function op.create_foreign_key(name, source, referent, local_cols, remote_cols, opts)
+  local where = "op.create_foreign_key"
+  constraint_name_arg(where, name)
+  check_name(where, 2, source, "the source table name")
+  check_name(where, 3, referent, "the referent table name")
+  local lcols = column_list(where, 4, local_cols, false)
+  local rcols = column_list(where, 5, remote_cols, false)
+  if #lcols ~= #rcols then fail("%s: arguments 4 and 5 must name as many columns", where) end
+  opts = options(where, 6, opts, foreign_key_options)
+  local s = state(where)
+  local reftable = opts.referent_schema and (opts.referent_schema .. "." .. referent) or referent
+  emit_all(s, s.r:add_constraint({ type = "fk", name = name, columns = lcols, reftable = reftable,
+                                   refcolumns = rcols, ondelete = opts.ondelete, onupdate = opts.onupdate,
+                                   deferrable = opts.deferrable, initially = opts.initially, match = opts.match },
+                                 source, opts.source_schema, where))
+end
+
+-- op.drop_constraint(name, table, { type = "foreignkey" | "unique" | "check" | "primary", schema })
+function op.drop_constraint(name, table_name, opts)
+  local where = "op.drop_constraint"
+  if name == nil then fail("%s: argument 1 must be the constraint name", where) end
+  constraint_name_arg(where, name)
+  check_name(where, 2, table_name, "the table name")
+  if type(opts) == "string" then opts = { type = opts } end
+  opts = options(where, 3, opts, set { "type", "type_", "schema", "if_exists" })
+  local ctype = opts.type or opts.type_
+  if ctype ~= nil and not constraint_keys[ctype] then
+    fail("%s: option 'type' must be \"foreignkey\", \"unique\", \"check\" or \"primary\"", where)
+  end
+  local s = state(where)
+  local final = name
+  if ctype then
+    final = s.r:constraint_name(constraint_keys[ctype], name, { table = table_name }, where)
+  elseif kind(name) == "conv" then
+    final = name.name
+  end
+  emit_all(s, s.r:drop_constraint(final, table_name, opts.schema, where))
+end
+
+function op.create_table_comment(table_name, comment, opts)
+  local where = "op.create_table_comment"
+  check_name(where, 1, table_name, "the table name")
+  if type(comment) ~= "string" then fail("%s: argument 2 must be the comment (a string)", where) end
+  opts = options(where, 3, opts, set { "existing_comment", "schema" })
+  local s = state(where)
+  emit_all(s, s.r:table_comment(table_name, comment, opts.schema))
+end
+
+function op.drop_table_comment(table_name, opts)
+  local where = "op.drop_table_comment"
+  check_name(where, 1, table_name, "the table name")
+  opts = options(where, 2, opts, set { "existing_comment", "schema" })
+  local s = state(where)
+  emit_all(s, s.r:table_comment(table_name, sa.null, opts.schema))
+end
+
+------------------------------------------------------------------------------------------------
+-- Data
+------------------------------------------------------------------------------------------------
+
+-- op.execute(sql | sa.text | expression, params): offline, values are written into the SQL text.
+function op.execute(stmt, params)
+  local where = "op.execute"
+  local s = state(where)
+  local sql, p = conn.compile(s.r, where, stmt, params, s.ctx.offline)
+  s.ctx.emit(sql, p)
+end
+
+local function plain_value(v)
+  return kind(v) == nil or v == sa.null
+end
+
+-- op.bulk_insert(table, rows): rows is an array of row tables or an iterator returning one row per
+-- call until nil. Online, rows with the same columns share one prepared statement.
+function op.bulk_insert(t, rows, opts)
+  local where = "op.bulk_insert"
+  if kind(t) ~= "table" then
+    fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
+  end
+  local next_row
+  if type(rows) == "function" then
+    next_row = rows
+  elseif type(rows) == "table" and kind(rows) == nil then
+    local i, count = 0, rows.n or #rows
+    next_row = function()
+      i = i + 1
+      if i > count then return nil end
+      return rows[i]
+    end
+  else
+    fail("%s: argument 2 must be an array of rows or an iterator function", where)
+  end
+  options(where, 3, opts, set { "multiinsert" })
+  local s = state(where)
+  local r, ctx = s.r, s.ctx
+  local cache = {} -- column signature -> { sql, names, stmt }
+
+  local function insert_row(index, row)
+    if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
+    local names, all_plain = {}, true
+    for key, v in pairs(row) do
+      if type(key) ~= "string" or not t.c[key] then
+        fail("%s: row %d: '%s' is not a column of table '%s'", where, index, tostring(key), t.name)
+      end
+      if type(v) == "table" and plain_value(v) and v ~= sa.null then
+        fail("%s: row %d: column '%s' holds a table; give a string, number, boolean or sa.null", where, index, key)
+      end
+      all_plain = all_plain and plain_value(v)
+    end
+    local stmt = t:insert():values(row)
+    if ctx.offline or not all_plain then
+      local ok, sql, params = pcall(r.compile, r, stmt, ctx.offline)
+      if not ok then fail("%s: row %d: %s", where, index, sql) end
+      ctx.emit(sql, params)
+      return
+    end
+    for _, col in ipairs(t.columns) do
+      if row[col.name] ~= nil then names[#names + 1] = col.name end
+    end
+    local sig = table.concat(names, "\0")
+    local entry = cache[sig]
+    if not entry then
+      entry = { sql = (r:compile(stmt, false)), names = names }
+      if ctx.raw then entry.stmt = ctx.raw:prepare(entry.sql) end
+      cache[sig] = entry
+    end
+    local params = { n = #names }
+    for i, name in ipairs(names) do
+      local v = row[name]
+      if v ~= sa.null then params[i] = v end
+    end
+    if entry.stmt then entry.stmt:run(params) else ctx.emit(entry.sql, params) end
+  end
+
+  local ok, err = pcall(function()
+    local index = 0
+    while true do
+      local row = next_row()
+      if row == nil then break end
+      index = index + 1
+      insert_row(index, row)
+    end
+  end)
+  for _, entry in pairs(cache) do
+    if entry.stmt then pcall(entry.stmt.close, entry.stmt) end
+  end
+  if not ok then error(err, 0) end
+end
+
+-- op.inline_literal(v): a value always written into the SQL text, never bound.
+function op.inline_literal(v, type_)
+  if v ~= nil and v ~= sa.null and type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
+    fail("op.inline_literal: argument 1 must be a string, number, boolean or sa.null")
+  end
+  return sa._inline_literal(v, type_)
+end
+
+-- op.f(name): a name the naming convention must not rewrite.
+function op.f(name)
+  if type(name) ~= "string" then fail("op.f: argument 1 must be a string") end
+  return sa.conv(name)
+end
+
+function op.get_bind()
+  local s = state("op.get_bind")
+  if s.ctx.offline then
+    fail("op.get_bind() needs a live database connection; it is not available with --sql")
+  end
+  if not s.bind then
+    if s.ctx.raw == nil then fail("op.get_bind(): the host gave no database connection") end
+    s.bind = conn.new(s.ctx.raw, s.r)
+  end
+  return s.bind
+end
+
+-- op.get_context(): { dialect = "sqlite" | "postgresql", offline, x, config }
+function op.get_context()
+  return state("op.get_context").public
+end
+
+return op
