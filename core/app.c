@@ -52,7 +52,8 @@ static int list_revision_files(const char *dir, char ***out, int *count, lm_erro
 		names[n++] = strdup(e->d_name);
 	}
 	closedir(d);
-	qsort(names, (size_t)n, sizeof *names, compare_names);
+	if (n > 1)
+		qsort(names, (size_t)n, sizeof *names, compare_names);
 	*out = names;
 	*count = n;
 	return 0;
