@@ -650,7 +650,7 @@ static int build_links(lm_graph *g, lm_error *err)
 		}
 		tmp.n = 0;
 		for (int j = 0; j < r->ndep_names; j++) {
-			int d;
+			int d = -1;
 			lm_error sub = { 0 };
 			if (resolve_dep(g, r->dep_names[j], &d, &sub) < 0) {
 				if (sub.code == LM_ENOMEM)
@@ -1977,81 +1977,131 @@ static void rowset_del(rowset *s, int r)
 	s->v.n--;
 }
 
-/* Of `down`, the revisions that are not ancestors (or themselves members)
- * of the rows other than `skip` (a revision, or the members of skip_set):
- * HeadMaintainer's from_revisions / _unmerge_to_revisions. */
-static int not_below_others(ctx *c, const rowset *rows, const int *down,
-	int ndown, int skip, const int *skip_set, int nskip, ivec *out)
+/* The simulation state of a plan: the rows, and which revisions are
+ * applied. Under HeadMaintainer's rules the applied revisions are exactly
+ * the ancestors of the rows after every step, which lets "is d below
+ * another row" be answered by a search up from d through applied
+ * revisions, stopping at the first row: short in practice, where a search
+ * down from the rows would cross whole branches. */
+typedef struct sim {
+	rowset rows;
+	unsigned char *applied; /* owned: n bytes */
+	int *stack;             /* owned: n ints, for the search down */
+	marks mk;               /* owned storage */
+} sim;
+
+static void sim_free(sim *s)
 {
-	ivec others = { 0 };
-	for (int i = 0; i < rows->v.n; i++) {
-		int h = rows->v.v[i], skipped = h == skip;
-		for (int j = 0; j < nskip && !skipped; j++)
-			skipped = skip_set[j] == h;
-		if (!skipped && ivec_push(&others, h) < 0)
-			goto nomem;
-	}
-	for (int i = 0; i < ndown; i++) {
-		int d = down[i];
-		if (others.n && reaches_down(c->g, others.v, others.n, d, &c->mk,
-				c->stack))
-			continue;
-		if (ivec_push(out, d) < 0)
-			goto nomem;
-	}
-	free(others.v);
-	return 0;
-nomem:
-	free(others.v);
-	return -1;
+	rowset_free(&s->rows);
+	free(s->applied);
+	free(s->stack);
+	free(s->mk.m);
 }
 
-/* HeadMaintainer.update_to_step for a revision step, on a row set. */
-static int apply_step(ctx *c, rowset *rows, int rev, int upgrade)
+/* Is d an ancestor-or-self (through E_DOWN) of a row other than `skip`
+ * and the members of skip_set? */
+static int is_other_row(const sim *s, int v, int skip, const int *skip_set,
+	int nskip)
+{
+	if (!s->rows.in[v] || v == skip)
+		return 0;
+	for (int j = 0; j < nskip; j++)
+		if (skip_set[j] == v)
+			return 0;
+	return 1;
+}
+
+static int below_other_row(ctx *c, sim *s, int d, int skip,
+	const int *skip_set, int nskip)
+{
+	const lm_graph *g = c->g;
+	int usp = 0, dsp = 0, drank = g->revs[d].rank;
+	int *up = c->stack, *down = s->stack;
+	marks_reset(&c->mk, g->n);
+	marks_reset(&s->mk, g->n);
+	if (is_other_row(s, d, skip, skip_set, nskip))
+		return 1;
+	c->mk.m[d] = c->mk.epoch;
+	up[usp++] = d;
+	for (int i = 0; i < s->rows.v.n; i++) {
+		int h = s->rows.v.v[i];
+		if (is_other_row(s, h, skip, skip_set, nskip)
+			&& g->revs[h].rank > drank) {
+			s->mk.m[h] = s->mk.epoch;
+			down[dsp++] = h;
+		}
+	}
+	while (usp && dsp) {
+		int v = up[--usp];
+		for (int i = 0; i < g->revs[v].nall_children; i++) {
+			int w = g->revs[v].all_children[i];
+			if (!s->applied[w] || c->mk.m[w] == c->mk.epoch)
+				continue;
+			if (is_other_row(s, w, skip, skip_set, nskip))
+				return 1;
+			c->mk.m[w] = c->mk.epoch;
+			up[usp++] = w;
+		}
+		v = down[--dsp];
+		for (int i = 0; i < g->revs[v].ndown; i++) {
+			int w = g->revs[v].down[i];
+			if (w == d)
+				return 1;
+			if (g->revs[w].rank <= drank || s->mk.m[w] == s->mk.epoch)
+				continue;
+			s->mk.m[w] = s->mk.epoch;
+			down[dsp++] = w;
+		}
+	}
+	return 0;
+}
+
+/* HeadMaintainer.update_to_step for a revision step. */
+static int apply_step(ctx *c, sim *s, int rev, int upgrade)
 {
 	const lm_rev *r = &c->g->revs[rev];
-	ivec to = { 0 };
+	rowset *rows = &s->rows;
 	int present = 0;
 	for (int i = 0; i < r->ndown; i++)
 		present += rows->in[r->down[i]];
 	if (!upgrade) {
-		if (rows->in[rev]) {
-			if (!r->ndown) {
-				rowset_del(rows, rev);
-				return 0;
-			}
-			if (not_below_others(c, rows, r->down, r->ndown, rev, NULL, 0,
-				    &to) < 0)
-				goto nomem;
-			rowset_del(rows, rev);
-			for (int i = 0; i < to.n; i++)
-				if (rowset_add(rows, to.v[i]) < 0)
-					goto nomem;
-			free(to.v);
+		if (!rows->in[rev]) {
+			/* the row is not there (Alembic would fail): move what
+			 * we can */
+			s->applied[rev] = 0;
+			if (r->ndown == 1)
+				return rowset_add(rows, r->down[0]);
 			return 0;
 		}
-		/* the row is not there (Alembic would fail): move what we can */
-		if (r->ndown == 1 && rowset_add(rows, r->down[0]) < 0)
-			goto nomem;
+		/* _unmerge_to_revisions: the parents no other row implies;
+		 * none left makes this a branch delete */
+		int keep[r->ndown ? r->ndown : 1], nk = 0;
+		for (int i = 0; i < r->ndown; i++)
+			if (!below_other_row(c, s, r->down[i], rev, NULL, 0))
+				keep[nk++] = r->down[i];
+		rowset_del(rows, rev);
+		s->applied[rev] = 0;
+		for (int i = 0; i < nk; i++)
+			if (rowset_add(rows, keep[i]) < 0)
+				return -1;
 		return 0;
 	}
+	s->applied[rev] = 1;
 	if (!r->ndown || !present)
 		return rowset_add(rows, rev);
 	if (r->ndown > 1 && present > 1) {
-		if (not_below_others(c, rows, r->down, r->ndown, -1, r->down,
-			    r->ndown, &to) < 0)
-			goto nomem;
-		for (int i = 0; i < to.n; i++)
-			rowset_del(rows, to.v[i]);
-		free(to.v);
+		/* merge: the parents not implied by the other rows go */
+		int drop[r->ndown], nd = 0;
+		for (int i = 0; i < r->ndown; i++)
+			if (!below_other_row(c, s, r->down[i], -1, r->down, r->ndown))
+				drop[nd++] = r->down[i];
+		for (int i = 0; i < nd; i++)
+			rowset_del(rows, drop[i]);
 		return rowset_add(rows, rev);
 	}
 	for (int i = 0; i < r->ndown; i++)
 		rowset_del(rows, r->down[i]);
 	return rowset_add(rows, rev);
-nomem:
-	free(to.v);
-	return -1;
 }
 
 static int plan_push(lm_plan *p, int *cap, int rev, int upgrade,
@@ -2082,20 +2132,24 @@ static int plan_push(lm_plan *p, int *cap, int rev, int upgrade,
 static int make_plan(ctx *c, const int *order, int norder, int reverse,
 	int upgrade, lm_plan *out, lm_error *err)
 {
-	rowset rows;
+	sim s = { 0 };
 	int cap = 0;
-	if (rowset_init(&rows, c->g->n, c->rows, c->nrows) < 0)
+	if (rowset_init(&s.rows, c->g->n, c->rows, c->nrows) < 0
+		|| !(s.applied = calloc(count(c->g->n), 1))
+		|| !(s.stack = malloc(count(c->g->n) * sizeof *s.stack))
+		|| marks_init(&s.mk, c->g->n) < 0)
 		goto nomem;
+	closure(c->g, c->rows, c->nrows, E_DOWN, s.applied, 1, c->stack);
 	for (int i = 0; i < norder; i++) {
 		int rev = order[reverse ? norder - 1 - i : i];
-		if (apply_step(c, &rows, rev, upgrade) < 0
-			|| plan_push(out, &cap, rev, upgrade, &rows) < 0)
+		if (apply_step(c, &s, rev, upgrade) < 0
+			|| plan_push(out, &cap, rev, upgrade, &s.rows) < 0)
 			goto nomem;
 	}
-	rowset_free(&rows);
+	sim_free(&s);
 	return 0;
 nomem:
-	rowset_free(&rows);
+	sim_free(&s);
 	lm_plan_free(out);
 	return oom(err);
 }

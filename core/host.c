@@ -617,6 +617,7 @@ void lm_config_free(lm_config *c)
 	free(c->version_table);
 	free(c->version_table_schema);
 	free(c->file_template);
+	free(c->models);
 	memset(c, 0, sizeof *c);
 }
 
@@ -685,6 +686,7 @@ int lm_host_load_config(lm_host *h, const char *config_path,
 	size_t size = 0;
 	char *text = NULL, *location = NULL;
 	double slug = 40;
+	char *models = NULL;
 	int rc;
 	memset(out, 0, sizeof *out);
 	if (!(text = read_file(config_path, &size, err))) {
@@ -718,8 +720,10 @@ int lm_host_load_config(lm_host *h, const char *config_path,
 		(rc = config_bool(L, config_path, "transaction_per_migration", 1, &out->transaction_per_migration, err)) ||
 		(rc = config_bool(L, config_path, "render_as_batch", 1, &out->render_as_batch, err)) ||
 		(rc = config_bool(L, config_path, "lock", 1, &out->lock, err)) ||
-		(rc = config_number(L, config_path, "lock_timeout", 60, &out->lock_timeout, err)))
+		(rc = config_number(L, config_path, "lock_timeout", 60, &out->lock_timeout, err)) ||
+		(rc = config_string(L, config_path, "models", "models.lua", &models, err)))
 		goto done;
+	out->models = join_path(out->dir, models);
 	out->truncate_slug_length = (int)slug;
 	out->script_location = join_path(out->dir, location);
 
@@ -759,6 +763,7 @@ int lm_host_load_config(lm_host *h, const char *config_path,
 done:
 	free(text);
 	free(location);
+	free(models);
 	lua_settop(L, top);
 	if (rc != 0)
 		lm_config_free(out);
@@ -915,6 +920,81 @@ int lm_host_run_script(lm_host *h, const lm_script *s, int upgrade, lm_error *er
 	}
 	rc = protected_call(h, 0, 0, chunk, err);
 done:
+	lua_settop(L, top);
+	return rc;
+}
+
+/* ---- autogenerate ------------------------------------------------------- */
+
+static void copy_field(lua_State *L, int tbl, const char *key, lm_buf *out)
+{
+	size_t n = 0;
+	lua_getfield(L, tbl, key);
+	const char *s = lua_tolstring(L, -1, &n);
+	if (s)
+		lm_buf_add(out, s, n);
+	lua_pop(L, 1);
+}
+
+int lm_host_autogenerate(lm_host *h, lm_conn *conn, const lm_config *config,
+	lm_buf *upgrades, lm_buf *downgrades, lm_buf *diffs, int *ndiffs,
+	lm_error *err)
+{
+	lua_State *L = h->L;
+	int top = lua_gettop(L), rc;
+	char chunk[4096];
+	lm_conn **box;
+	*ndiffs = 0;
+	snprintf(chunk, sizeof chunk, "@%s", config->models);
+	lua_getfield(L, LUA_REGISTRYINDEX, "luamig.raw");
+	box = lua_touserdata(L, -1);
+	*box = conn;
+	lua_pop(L, 1);
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "luamig.autogen");
+	if ((rc = protected_call(h, 1, 1, NULL, err)) != 0)
+		goto done;
+	lua_getfield(L, -1, "run");
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, conn->methods->dialect);
+	lua_setfield(L, -2, "dialect");
+	lua_getfield(L, LUA_REGISTRYINDEX, "luamig.raw");
+	lua_setfield(L, -2, "raw");
+	lua_getfield(L, LUA_REGISTRYINDEX, "luamig.config");
+	lua_setfield(L, -2, "config");
+	lua_pushstring(L, config->models);
+	lua_setfield(L, -2, "models");
+	lua_pushstring(L, config->version_table);
+	lua_setfield(L, -2, "version_table");
+	if (config->version_table_schema) {
+		lua_pushstring(L, config->version_table_schema);
+		lua_setfield(L, -2, "version_table_schema");
+	}
+	/* errors in models.lua are positioned there */
+	if ((rc = protected_call(h, 1, 1, chunk, err)) != 0)
+		goto done;
+	if (!lua_istable(L, -1)) {
+		rc = lm_error_set(err, LM_EFAIL, "luamig.autogen.run returned no result table");
+		goto done;
+	}
+	int result = lua_gettop(L);
+	copy_field(L, result, "upgrades", upgrades);
+	copy_field(L, result, "downgrades", downgrades);
+	lua_getfield(L, result, "diffs");
+	if (lua_istable(L, -1)) {
+		*ndiffs = (int)lua_objlen(L, -1);
+		for (int i = 1; i <= *ndiffs; i++) {
+			lua_rawgeti(L, -1, i);
+			lm_buf_printf(diffs, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+			lua_pop(L, 1);
+		}
+	}
+	rc = 0;
+done:
+	h->has_ctx = 0;
+	lm_host_close_statements(h);
+	*box = NULL;
 	lua_settop(L, top);
 	return rc;
 }

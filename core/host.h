@@ -7,6 +7,7 @@
 #ifndef LM_HOST_H
 #define LM_HOST_H
 
+#include "buf.h"
 #include "driver.h"
 #include "error.h"
 
@@ -31,6 +32,7 @@ typedef struct lm_config {
 	char *version_table;   /* owned */
 	char *version_table_schema; /* owned or NULL */
 	char *file_template;   /* owned */
+	char *models;          /* owned: declared schema for --autogenerate and check */
 	int truncate_slug_length;
 	int transaction_per_migration;
 	int render_as_batch;
@@ -91,5 +93,13 @@ int lm_host_run_script(lm_host *h, const lm_script *s, int upgrade, lm_error *er
  * conn:rows loop left early). The runner calls it before each commit or
  * rollback. */
 void lm_host_close_statements(lm_host *h);
+
+/* Compares the declared schema (config "models") with the live database on
+ * conn through luamig.autogen. upgrades/downgrades get the Lua bodies of a
+ * revision's upgrade()/downgrade(); diffs gets one line per difference and
+ * *ndiffs their count. */
+int lm_host_autogenerate(lm_host *h, lm_conn *conn, const lm_config *config,
+	lm_buf *upgrades, lm_buf *downgrades, lm_buf *diffs, int *ndiffs,
+	lm_error *err);
 
 #endif

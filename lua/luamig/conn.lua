@@ -31,6 +31,7 @@ local function host_params(where, params)
     local v = params[i]
     if v == sa.null then v = nil end
     local t = type(v)
+    if t == "cdata" then v, t = ddl.cdata_integer(v), "string" end
     if v ~= nil and t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "cdata" then
       fail("%s: parameter %d is a %s; use a string, number, boolean or sa.null", where, i, t)
     end

@@ -141,6 +141,13 @@ local function number_sql(v)
   return s
 end
 
+-- A LuaJIT 64-bit integer (5LL, 5ULL) as its decimal text, which both databases convert exactly.
+function ddl.cdata_integer(v)
+  local s = tostring(v):gsub("U?LL$", "")
+  if not s:find("^%-?%d+$") then fail("a cdata value is not a 64-bit integer: %s", tostring(v)) end
+  return s
+end
+
 -- A Lua value as a SQL literal (offline output, server defaults, inline literals).
 function R:literal(v)
   if is_none(v) then return "NULL" end
@@ -148,10 +155,7 @@ function R:literal(v)
   if t == "string" then return "'" .. v:gsub("'", "''") .. "'" end
   if t == "number" then return number_sql(v) end
   if t == "boolean" then return v and self.d.literal_true or self.d.literal_false end
-  if t == "cdata" then -- LuaJIT 64-bit integers: 5LL, 5ULL
-    local s = tostring(v):gsub("U?LL$", "")
-    if s:find("^%-?%d+$") then return s end
-  end
+  if t == "cdata" then return ddl.cdata_integer(v) end
   fail("cannot render a %s as a SQL literal", t)
 end
 
@@ -244,6 +248,7 @@ function C:bind(v)
   if is_none(v) then return "NULL" end
   if self.literal then return self.r:literal(v) end
   local t = type(v)
+  if t == "cdata" then v = ddl.cdata_integer(v) end
   if t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "cdata" then
     fail("a %s cannot be a SQL parameter (use a string, number, boolean or sa.null)", t)
   end
@@ -285,6 +290,7 @@ handlers["func"] = function(c, e)
   local renamed = c.r.d.func_names[lower]
   if renamed and #e.args == 0 then return renamed end
   if ansi_functions[lower] and #e.args == 0 then return e.name:upper() end
+  if lower == "count" and #e.args == 0 then return e.name .. "(*)" end
   return e.name .. "(" .. concat(map(e.args, function(a) return c:value(a) end), ", ") .. ")"
 end
 

@@ -390,14 +390,14 @@ function op.bulk_insert(t, rows, opts)
       if type(key) ~= "string" or not t.c[key] then
         fail("%s: row %d: '%s' is not a column of table '%s'", where, index, tostring(key), t.name)
       end
-      if type(v) == "table" and plain_value(v) and v ~= sa.null then
-        fail("%s: row %d: column '%s' holds a table; give a string, number, boolean or sa.null", where, index, key)
+      local tv = type(v)
+      if (tv == "table" and kind(v) == nil) or tv == "function" or tv == "userdata" or tv == "thread" then
+        fail("%s: row %d: column '%s' holds a %s; give a string, number, boolean or sa.null", where, index, key, tv)
       end
       all_plain = all_plain and plain_value(v)
     end
-    local stmt = t:insert():values(row)
     if ctx.offline or not all_plain then
-      local ok, sql, params = pcall(r.compile, r, stmt, ctx.offline)
+      local ok, sql, params = pcall(r.compile, r, t:insert():values(row), ctx.offline)
       if not ok then fail("%s: row %d: %s", where, index, sql) end
       ctx.emit(sql, params)
       return
@@ -408,13 +408,14 @@ function op.bulk_insert(t, rows, opts)
     local sig = table.concat(names, "\0")
     local entry = cache[sig]
     if not entry then
-      entry = { sql = (r:compile(stmt, false)), names = names }
+      entry = { sql = (r:compile(t:insert():values(row), false)), names = names }
       if ctx.raw then entry.stmt = ctx.raw:prepare(entry.sql) end
       cache[sig] = entry
     end
     local params = { n = #names }
     for i, name in ipairs(names) do
       local v = row[name]
+      if type(v) == "cdata" then v = ddl.cdata_integer(v) end
       if v ~= sa.null then params[i] = v end
     end
     if entry.stmt then entry.stmt:run(params) else ctx.emit(entry.sql, params) end

@@ -187,6 +187,7 @@ local function opts_last(where, n, ...)
   local opts = {}
   if count > 0 and is_plain(args[count]) then
     opts = args[count]
+    args[count] = nil
     count = count - 1
   end
   if count > n then fail("%s: too many arguments", where) end
