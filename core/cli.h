@@ -26,7 +26,7 @@ typedef struct lm_cli {
 	const char **depends_on;
 	int ndepends_on;
 	const char *range;    /* history -r */
-	int sql, verbose, indicate_current, purge, splice, json;
+	int sql, verbose, indicate_current, purge, splice, json, autogenerate;
 } lm_cli;
 
 int lm_cmd_init(const lm_cli *cli, lm_error *err);
@@ -40,5 +40,6 @@ int lm_cmd_history(const lm_cli *cli, lm_error *err);
 int lm_cmd_heads(const lm_cli *cli, lm_error *err);
 int lm_cmd_branches(const lm_cli *cli, lm_error *err);
 int lm_cmd_show(const lm_cli *cli, lm_error *err);
+int lm_cmd_check(const lm_cli *cli, lm_error *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "autogen.h"
 #include "buf.h"
 #include "cli.h"
 
@@ -175,6 +176,8 @@ typedef struct new_revision {
 	const char *const *depends_on;
 	int ndepends_on;
 	const char *dir;          /* the version location it goes into */
+	const char *upgrades;     /* bodies from --autogenerate, or NULL */
+	const char *downgrades;
 } new_revision;
 
 /* Fills the template's ${name} placeholders. */
@@ -212,8 +215,10 @@ static void render_template(lm_buf *out, const char *tmpl, const new_revision *r
 			add_lua_list(out, r->depends_on, r->ndepends_on);
 		} else if (IS("create_date")) {
 			lm_buf_puts(out, create_date);
-		} else if (IS("upgrades") || IS("downgrades")) {
-			/* filled by --autogenerate; empty otherwise */
+		} else if (IS("upgrades")) {
+			lm_buf_puts(out, r->upgrades ? r->upgrades : "");
+		} else if (IS("downgrades")) {
+			lm_buf_puts(out, r->downgrades ? r->downgrades : "");
 		} else {
 			lm_buf_add(out, p, (size_t)(end - p + 1)); /* unknown: leave as written */
 		}
@@ -309,8 +314,9 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 {
 	lm_app app;
 	lm_revs parents = {0};
+	lm_buf upgrades = {0}, downgrades = {0};
 	char id[64];
-	int rc;
+	int rc, ndiffs = 0;
 	const char *parent_ids[64];
 	if ((rc = lm_app_open(&app, cli->config, cli->url, err)) != 0 ||
 		(rc = lm_app_load_scripts(&app, err)) != 0)
@@ -344,6 +350,9 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 	}
 	if ((rc = check_new_id(&app, id, err)) != 0)
 		goto done;
+	if (cli->autogenerate &&
+		(rc = lm_autogenerate(&app, &upgrades, &downgrades, &ndiffs, err)) != 0)
+		goto done;
 	new_revision r = {
 		.id = id,
 		.message = cli->message ? cli->message : "",
@@ -353,9 +362,13 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 		.depends_on = cli->depends_on,
 		.ndepends_on = cli->ndepends_on,
 		.dir = dir,
+		.upgrades = lm_buf_str(&upgrades),
+		.downgrades = lm_buf_str(&downgrades),
 	};
 	rc = write_revision(&app, &r, err);
 done:
+	lm_buf_free(&upgrades);
+	lm_buf_free(&downgrades);
 	lm_revs_free(&parents);
 	lm_app_close(&app);
 	return rc;

@@ -45,6 +45,8 @@ typedef struct lm_rev {
 	int nlabels;
 	int flags;
 	int rank; /* position in a topological order: ancestors rank lower */
+	int pre;  /* interval in a DFS of the first-parent spanning forest: */
+	int post; /* u is an ancestor of v if pre(u) <= pre(v), post(v) <= post(u) */
 } lm_rev;
 
 typedef struct label_ent {
@@ -465,6 +467,14 @@ static const int *edges(const lm_graph *g, int v, int kind, int *n)
 	}
 }
 
+/* A sufficient test of ancestry: u is v or an ancestor of v along first
+ * parents. */
+static int tree_anc(const lm_graph *g, int u, int v)
+{
+	return g->revs[u].pre <= g->revs[v].pre
+		&& g->revs[v].post <= g->revs[u].post;
+}
+
 /* Sets mark[v] |= bit for every v reachable from starts (starts included).
  * stack must hold g->n ints. A node already carrying bit is not expanded. */
 static void closure(const lm_graph *g, const int *starts, int nstarts, int kind,
@@ -737,6 +747,62 @@ done:
 	return rc;
 }
 
+/* A cycle Alembic's check misses (reachable from both a head and a base):
+ * peel revisions without parents or without children, through
+ * down_revision first, then through every edge; what remains holds the
+ * cycle. */
+static int cycle_core(lm_graph *g, lm_error *err)
+{
+	int n = g->n, rc = 0;
+	int *in = malloc(count(n) * sizeof *in), *out = malloc(count(n) * sizeof *out);
+	int *queue = malloc(count(n) * sizeof *queue);
+	unsigned char *gone = calloc(count(n), 1);
+	if (!in || !out || !queue || !gone) {
+		rc = oom(err);
+		goto done;
+	}
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		int qt = 0, left = n;
+		memset(gone, 0, (size_t)n);
+		for (int i = 0; i < n; i++) {
+			in[i] = pass ? g->revs[i].ndown : g->revs[i].nparents;
+			out[i] = pass ? g->revs[i].nall_children : g->revs[i].nchildren;
+			if (!in[i] || !out[i]) {
+				gone[i] = 1;
+				queue[qt++] = i;
+			}
+		}
+		for (int qh = 0; qh < qt; qh++) {
+			int v = queue[qh], ne;
+			const int *e;
+			left--;
+			e = edges(g, v, pass ? E_ALL_CHILDREN : E_CHILDREN, &ne);
+			for (int i = 0; i < ne; i++)
+				if (!gone[e[i]] && --in[e[i]] == 0) {
+					gone[e[i]] = 1;
+					queue[qt++] = e[i];
+				}
+			e = edges(g, v, pass ? E_DOWN : E_PARENTS, &ne);
+			for (int i = 0; i < ne; i++)
+				if (!gone[e[i]] && --out[e[i]] == 0) {
+					gone[e[i]] = 1;
+					queue[qt++] = e[i];
+				}
+		}
+		if (left)
+			rc = cycle_error(g, gone, 1,
+				pass ? "Dependency cycle" : "Cycle", err);
+	}
+	if (!rc)
+		rc = lm_error_set(err, LM_EFAIL, "revision graph has a cycle");
+done:
+	free(in);
+	free(out);
+	free(queue);
+	free(gone);
+	return rc;
+}
+
 /* Alembic's _detect_cycles, then a topological rank for every revision. */
 static int check_cycles(lm_graph *g, lm_error *err)
 {
@@ -806,7 +872,7 @@ static int check_cycles(lm_graph *g, lm_error *err)
 		}
 	}
 	if (k != n)
-		rc = lm_error_set(err, LM_EFAIL, "revision graph has a cycle");
+		rc = cycle_core(g, err);
 done:
 	free(mark);
 	free(stack);
@@ -976,6 +1042,43 @@ done:
 	return rc;
 }
 
+/* Pre/post numbers over the spanning forest where each revision hangs
+ * from its first down revision. */
+static int number_forest(lm_graph *g, lm_error *err)
+{
+	int n = g->n, clock = 0, sp = 0;
+	int *stack = malloc(count(n) * sizeof *stack);
+	int *next = calloc(count(n), sizeof *next); /* child cursor */
+	if (!stack || !next) {
+		free(stack);
+		free(next);
+		return oom(err);
+	}
+	for (int root = 0; root < n; root++) {
+		if (g->revs[root].ndown)
+			continue;
+		g->revs[root].pre = clock++;
+		stack[sp++] = root;
+		while (sp) {
+			int v = stack[sp - 1];
+			lm_rev *r = &g->revs[v];
+			if (next[v] < r->nall_children) {
+				int w = r->all_children[next[v]++];
+				if (g->revs[w].down[0] != v)
+					continue;
+				g->revs[w].pre = clock++;
+				stack[sp++] = w;
+				continue;
+			}
+			r->post = clock++;
+			sp--;
+		}
+	}
+	free(stack);
+	free(next);
+	return 0;
+}
+
 int lm_graph_build(lm_graph *g, lm_error *err)
 {
 	int n = g->n, rc = 0;
@@ -1036,6 +1139,8 @@ int lm_graph_build(lm_graph *g, lm_error *err)
 	if ((rc = normalize_deps(g, err)) < 0)
 		return rc;
 	if ((rc = spread_labels(g, err)) < 0)
+		return rc;
+	if ((rc = number_forest(g, err)) < 0)
 		return rc;
 
 	g->heads = malloc(count(n) * sizeof(int));
@@ -1858,6 +1963,10 @@ static int topo_sort(ctx *c, unsigned char *todo, const int *heads,
 				int h = ch[j];
 				if (j == idx || g->revs[h].rank < g->revs[cand].rank)
 					continue;
+				if (tree_anc(g, cand, h)) {
+					found = j;
+					break;
+				}
 				/* search down through pending revisions only */
 				int sp = 0, trank = g->revs[cand].rank;
 				marks_reset(&c->mk, n);
@@ -2025,11 +2134,13 @@ static int below_other_row(ctx *c, sim *s, int d, int skip,
 	up[usp++] = d;
 	for (int i = 0; i < s->rows.v.n; i++) {
 		int h = s->rows.v.v[i];
-		if (is_other_row(s, h, skip, skip_set, nskip)
-			&& g->revs[h].rank > drank) {
-			s->mk.m[h] = s->mk.epoch;
-			down[dsp++] = h;
-		}
+		if (!is_other_row(s, h, skip, skip_set, nskip)
+			|| g->revs[h].rank <= drank)
+			continue;
+		if (tree_anc(g, d, h))
+			return 1;
+		s->mk.m[h] = s->mk.epoch;
+		down[dsp++] = h;
 	}
 	while (usp && dsp) {
 		int v = up[--usp];
@@ -2045,7 +2156,7 @@ static int below_other_row(ctx *c, sim *s, int d, int skip,
 		v = down[--dsp];
 		for (int i = 0; i < g->revs[v].ndown; i++) {
 			int w = g->revs[v].down[i];
-			if (w == d)
+			if (tree_anc(g, d, w))
 				return 1;
 			if (g->revs[w].rank <= drank || s->mk.m[w] == s->mk.epoch)
 				continue;

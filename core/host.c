@@ -36,6 +36,8 @@ struct lm_host {
 	lua_State *L;         /* owned */
 	int op_ref;           /* the luamig.op module */
 	int sa_ref;           /* the luamig.sa module */
+	int op_view_ref;      /* read-only views of them that migrations see */
+	int sa_view_ref;
 	lm_run_context ctx;   /* current context; borrowed pointers */
 	int has_ctx;
 	host_stmt *open;      /* statements not yet finalized */
@@ -480,6 +482,28 @@ static int embedded_loader(lua_State *L)
 	return 1;
 }
 
+static int l_read_only(lua_State *L)
+{
+	return luaL_error(L, "'%s' cannot be set: op and sa are shared by every revision",
+		luaL_checkstring(L, 2));
+}
+
+/* A table reading through to module `ref` and refusing writes, so that one
+ * revision cannot change op or sa for the revisions after it. */
+static int read_only_view(lua_State *L, int ref)
+{
+	lua_newtable(L);
+	lua_createtable(L, 0, 3);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, l_read_only);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static int require_ref(lm_host *h, const char *name, int *ref, lm_error *err)
 {
 	lua_State *L = h->L;
@@ -549,6 +573,8 @@ int lm_host_new(lm_host **out, lm_error *err)
 	if ((rc = require_ref(h, "luamig.sa", &h->sa_ref, err)) != 0 ||
 		(rc = require_ref(h, "luamig.op", &h->op_ref, err)) != 0)
 		goto done;
+	h->op_view_ref = read_only_view(L, h->op_ref);
+	h->sa_view_ref = read_only_view(L, h->sa_ref);
 	*out = h;
 	rc = 0;
 done:
@@ -584,9 +610,9 @@ static int run_file(lm_host *h, const char *path, const char *text, size_t size,
 	}
 	lua_newtable(L); /* env */
 	if (with_op) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->op_ref);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->op_view_ref);
 		lua_setfield(L, -2, "op");
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->sa_ref);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->sa_view_ref);
 		lua_setfield(L, -2, "sa");
 	}
 	lua_createtable(L, 0, 1);

@@ -20,7 +20,7 @@ static const command commands[] = {
 	{"init", lm_cmd_init, "init [DIR]",
 		"create luamig.lua, migrations/script.lua.tmpl and migrations/versions/ in DIR (default .)", 0, 1},
 	{"revision", lm_cmd_revision,
-		"revision -m MSG [--head REV] [--splice] [--branch-label L] [--depends-on REV]... [--rev-id ID] [--version-path DIR]",
+		"revision -m MSG [--autogenerate] [--head REV] [--splice] [--branch-label L] [--depends-on REV]... [--rev-id ID] [--version-path DIR]",
 		"write a new revision file and print its path", 0, 0},
 	{"merge", lm_cmd_merge, "merge -m MSG [--branch-label L] [--rev-id ID] REV REV... | heads",
 		"write a revision that merges several heads", 1, -1},
@@ -36,6 +36,8 @@ static const command commands[] = {
 	{"heads", lm_cmd_heads, "heads [-v]", "show the head revisions", 0, 0},
 	{"branches", lm_cmd_branches, "branches [-v]", "show the branch points", 0, 0},
 	{"show", lm_cmd_show, "show REV", "show one revision in full", 1, 1},
+	{"check", lm_cmd_check, "check [--json]",
+		"exit 1 listing the differences between models.lua and the database, 0 if none", 0, 0},
 	{NULL, NULL, NULL, NULL, 0, 0},
 };
 
@@ -103,6 +105,7 @@ static int *flag_slot(lm_cli *cli, const char *name)
 	if (!strcmp(name, "--purge")) return &cli->purge;
 	if (!strcmp(name, "--splice")) return &cli->splice;
 	if (!strcmp(name, "--json")) return &cli->json;
+	if (!strcmp(name, "--autogenerate")) return &cli->autogenerate;
 	return NULL;
 }
 

@@ -8,6 +8,7 @@
  */
 #include "runner.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,6 +267,17 @@ static int purge_rows(const lm_app *app, const lm_sink *sink, lm_error *err)
 
 /* ---- running a plan ----------------------------------------------------- */
 
+static void append(lm_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void append(lm_error *err, const char *fmt, ...)
+{
+	size_t n = strlen(err->message);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->message + n, sizeof err->message - n, fmt, ap);
+	va_end(ap);
+}
+
 typedef struct run_state {
 	lm_app *app;
 	const lm_migrate_options *opt;
@@ -326,14 +338,14 @@ static int run_revision(run_state *rs, const lm_step *step, lm_error *err)
 	rc = lm_host_run_script(app->host, s, step->upgrade, err);
 	if (conn)
 		conn->methods->guard_transactions(conn, 0);
-	if (rc != 0) {
-		size_t n = strlen(err->message);
-		snprintf(err->message + n, sizeof err->message - n, " (%s %s)",
-			step->upgrade ? "upgrade" : "downgrade", s->id);
-	}
+	if (rc != 0)
+		append(err, " (%s %s)", step->upgrade ? "upgrade" : "downgrade", s->id);
 	return rc;
 }
 
+/* Runs the steps in order. A revision with transactional = false runs
+ * outside any transaction (the one a whole-command run holds is committed
+ * first); its version row follows in a transaction of its own. */
 static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 	int nrows, lm_error *err)
 {
@@ -341,14 +353,14 @@ static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 	int per_migration = app->config.transaction_per_migration;
 	const int *before = rows;
 	int nbefore = nrows, rc = 0, created = 0;
-	if (!per_migration && (rc = begin(rs, err)) != 0)
-		return rc;
 	for (int i = 0; i < plan->n && rc == 0; i++) {
 		const lm_step *step = &plan->steps[i];
-		int transactional = step->rev < 0 || app->scripts[step->rev].transactional;
+		int outside = step->rev >= 0 && !app->scripts[step->rev].transactional;
 		if (rs->opt->on_step && step->rev >= 0)
 			rs->opt->on_step(rs->opt->ud, app, step, before, nbefore);
-		if (per_migration && transactional && (rc = begin(rs, err)) != 0)
+		if (outside && rs->in_transaction && (rc = commit(rs, err)) != 0)
+			break;
+		if (!outside && !rs->in_transaction && (rc = begin(rs, err)) != 0)
 			break;
 		if (!created) {
 			if ((rc = create_version_table(app, &rs->sink, err)) != 0 ||
@@ -356,19 +368,23 @@ static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 				break;
 			created = 1;
 		}
-		if (step->rev >= 0 && (rc = run_revision(rs, step, err)) != 0)
+		if (step->rev >= 0 && (rc = run_revision(rs, step, err)) != 0) {
+			if (outside)
+				append(err, "; it ran outside a transaction (transactional = false), so some of its statements may have been applied: repair the database by hand, then re-run 'luamig upgrade' or mark it done with 'luamig stamp %s'",
+					app->scripts[step->rev].id);
 			break;
-		if (per_migration && !transactional && (rc = begin(rs, err)) != 0)
+		}
+		if (outside && (rc = begin(rs, err)) != 0)
 			break;
 		if ((rc = write_rows(app, &rs->sink, before, nbefore,
 			     step->rows_after, step->nrows_after, err)) != 0)
 			break;
-		if (per_migration && (rc = commit(rs, err)) != 0)
+		if ((per_migration || outside) && (rc = commit(rs, err)) != 0)
 			break;
 		before = step->rows_after;
 		nbefore = step->nrows_after;
 	}
-	if (rc == 0 && !per_migration)
+	if (rc == 0 && rs->in_transaction)
 		rc = commit(rs, err);
 	if (rc != 0)
 		rollback(rs);
