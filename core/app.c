@@ -155,3 +155,28 @@ const char *lm_app_message(const lm_app *app, int rev, char *buf, size_t size)
 	buf[n] = '\0';
 	return buf;
 }
+
+static void add_parents(const lm_graph *g, int rev, lm_buf *out)
+{
+	const int *parents;
+	int n = lm_graph_parents(g, rev, &parents);
+	if (n == 0)
+		lm_buf_puts(out, "<base>");
+	for (int i = 0; i < n; i++)
+		lm_buf_printf(out, "%s%s", i ? ", " : "", lm_graph_id(g, parents[i]));
+}
+
+void lm_app_describe_step(const lm_app *app, const lm_step *step, lm_buf *out)
+{
+	char msg[512];
+	const char *id = lm_graph_id(app->graph, step->rev);
+	if (step->upgrade) {
+		lm_buf_puts(out, "upgrade ");
+		add_parents(app->graph, step->rev, out);
+		lm_buf_printf(out, " -> %s", id);
+	} else {
+		lm_buf_printf(out, "downgrade %s -> ", id);
+		add_parents(app->graph, step->rev, out);
+	}
+	lm_buf_printf(out, ", %s", lm_app_message(app, step->rev, msg, sizeof msg));
+}

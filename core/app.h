@@ -7,6 +7,7 @@
 #ifndef LM_APP_H
 #define LM_APP_H
 
+#include "buf.h"
 #include "driver.h"
 #include "graph.h"
 #include "host.h"
@@ -32,5 +33,9 @@ void lm_app_close(lm_app *app);
 
 /* The revision's message: the first paragraph of its doc comment, on one line. */
 const char *lm_app_message(const lm_app *app, int rev, char *buf, size_t size);
+
+/* "upgrade 0001 -> abc123, message" (downgrade: "abc123 -> 0001, …"): how
+ * progress lines and --sql comments name a step, as Alembic does. */
+void lm_app_describe_step(const lm_app *app, const lm_step *step, lm_buf *out);
 
 #endif

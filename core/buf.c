@@ -74,6 +74,21 @@ void lm_buf_literal(lm_buf *b, const char *s, size_t n)
 	add_quoted(b, s, n, '\'');
 }
 
+void lm_buf_json(lm_buf *b, const char *s, size_t n)
+{
+	lm_buf_puts(b, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			lm_buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			lm_buf_printf(b, "\\u%04x", c);
+		else
+			lm_buf_add(b, &s[i], 1);
+	}
+	lm_buf_puts(b, "\"");
+}
+
 const char *lm_buf_str(lm_buf *b)
 {
 	return b->data ? b->data : "";

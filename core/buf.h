@@ -18,6 +18,8 @@ void lm_buf_printf(lm_buf *b, const char *fmt, ...) __attribute__((format(printf
 void lm_buf_ident(lm_buf *b, const char *s);
 /* Appends s as a single-quoted SQL string literal ('it''s'). */
 void lm_buf_literal(lm_buf *b, const char *s, size_t n);
+/* Appends s[0..n) as a JSON string. */
+void lm_buf_json(lm_buf *b, const char *s, size_t n);
 const char *lm_buf_str(lm_buf *b); /* "" when empty */
 void lm_buf_free(lm_buf *b);
 

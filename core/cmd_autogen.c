@@ -54,21 +54,6 @@ done:
 	return rc;
 }
 
-static void add_json_string(lm_buf *b, const char *s, size_t n)
-{
-	lm_buf_puts(b, "\"");
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			lm_buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			lm_buf_printf(b, "\\u%04x", c);
-		else
-			lm_buf_add(b, &s[i], 1);
-	}
-	lm_buf_puts(b, "\"");
-}
-
 int lm_cmd_check(const lm_cli *cli, lm_error *err)
 {
 	lm_app app;
@@ -87,7 +72,7 @@ int lm_cmd_check(const lm_cli *cli, lm_error *err)
 		for (int i = 0; *p; i++) {
 			size_t n = strcspn(p, "\n");
 			lm_buf_puts(&out, i ? ", " : "");
-			add_json_string(&out, p, n);
+			lm_buf_json(&out, p, n);
 			p += n + (p[n] == '\n');
 		}
 		lm_buf_puts(&out, "]}\n");

@@ -12,26 +12,10 @@ static void print_step(void *ud, const lm_app *app, const lm_step *step,
 	const int *rows_before, int nrows_before)
 {
 	(void)ud, (void)rows_before, (void)nrows_before;
-	char msg[512];
-	const char *id = lm_graph_id(app->graph, step->rev);
-	const int *parents;
-	int n = lm_graph_parents(app->graph, step->rev, &parents);
-	/* Alembic's line: "Running upgrade <parents> -> rev, message" */
-	fprintf(stderr, "Running %s ", step->upgrade ? "upgrade" : "downgrade");
-	if (step->upgrade) {
-		if (n == 0)
-			fputs("<base>", stderr);
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s%s", i ? ", " : "", lm_graph_id(app->graph, parents[i]));
-		fprintf(stderr, " -> %s", id);
-	} else {
-		fprintf(stderr, "%s -> ", id);
-		if (n == 0)
-			fputs("<base>", stderr);
-		for (int i = 0; i < n; i++)
-			fprintf(stderr, "%s%s", i ? ", " : "", lm_graph_id(app->graph, parents[i]));
-	}
-	fprintf(stderr, ", %s\n", lm_app_message(app, step->rev, msg, sizeof msg));
+	lm_buf line = {0};
+	lm_app_describe_step(app, step, &line);
+	fprintf(stderr, "Running %s\n", lm_buf_str(&line));
+	lm_buf_free(&line);
 }
 
 static int migrate(const lm_cli *cli, lm_migrate_kind kind, lm_error *err)

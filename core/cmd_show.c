@@ -133,6 +133,77 @@ static void add_long(lm_buf *b, const lm_app *app, int rev, const int *current,
 	}
 }
 
+static void add_json_ids(lm_buf *b, const lm_graph *g, const int *revs, int n)
+{
+	lm_buf_puts(b, "[");
+	for (int i = 0; i < n; i++) {
+		const char *id = lm_graph_id(g, revs[i]);
+		lm_buf_puts(b, i ? ", " : "");
+		lm_buf_json(b, id, strlen(id));
+	}
+	lm_buf_puts(b, "]");
+}
+
+/* One revision as a JSON object: the facts the text lines show. */
+static void add_json(lm_buf *b, const lm_app *app, int rev, const int *current,
+	int ncurrent)
+{
+	const lm_graph *g = app->graph;
+	const int *parents, *deps;
+	const char *const *labels;
+	int flags = lm_graph_flags(g, rev), n;
+	char msg[512];
+	const char *id = lm_graph_id(g, rev);
+	lm_buf_puts(b, "{\"revision\": ");
+	lm_buf_json(b, id, strlen(id));
+	lm_buf_puts(b, ", \"down_revisions\": ");
+	n = lm_graph_parents(g, rev, &parents);
+	add_json_ids(b, g, parents, n);
+	lm_buf_puts(b, ", \"depends_on\": ");
+	n = lm_graph_dependencies(g, rev, &deps);
+	add_json_ids(b, g, deps, n);
+	lm_buf_puts(b, ", \"branch_labels\": [");
+	n = lm_graph_labels(g, rev, &labels);
+	for (int i = 0; i < n; i++) {
+		lm_buf_puts(b, i ? ", " : "");
+		lm_buf_json(b, labels[i], strlen(labels[i]));
+	}
+	lm_buf_printf(b, "], \"head\": %s, \"branch_point\": %s, \"merge_point\": %s",
+		flags & LM_REV_HEAD ? "true" : "false",
+		flags & LM_REV_BRANCH_POINT ? "true" : "false",
+		flags & LM_REV_MERGE_POINT ? "true" : "false");
+	if (current)
+		lm_buf_printf(b, ", \"current\": %s", in_rows(current, ncurrent, rev) ? "true" : "false");
+	lm_app_message(app, rev, msg, sizeof msg);
+	lm_buf_puts(b, ", \"message\": ");
+	lm_buf_json(b, msg, strlen(msg));
+	lm_buf_puts(b, ", \"path\": ");
+	lm_buf_json(b, app->scripts[rev].path, strlen(app->scripts[rev].path));
+	lm_buf_puts(b, "}");
+}
+
+/* Prints revs as text lines (render) or, with --json, one JSON array. */
+static void add_list(lm_buf *b, const lm_app *app, const lm_cli *cli,
+	const int *revs, int n, const int *current, int ncurrent, int what)
+{
+	if (cli->json)
+		lm_buf_puts(b, "[");
+	for (int i = 0; i < n; i++) {
+		if (cli->json) {
+			lm_buf_puts(b, i ? ",\n " : "");
+			add_json(b, app, revs[i], current, ncurrent);
+		} else if (cli->verbose) {
+			add_long(b, app, revs[i], current, ncurrent);
+			lm_buf_puts(b, "\n");
+		} else {
+			add_short(b, app, revs[i], what, current, ncurrent);
+			lm_buf_puts(b, "\n");
+		}
+	}
+	if (cli->json)
+		lm_buf_puts(b, "]\n");
+}
+
 static int print_buf(lm_buf *b, lm_error *err)
 {
 	int rc = b->failed ? lm_error_set(err, LM_ENOMEM, "out of memory") : 0;
@@ -158,15 +229,9 @@ int lm_cmd_current(const lm_cli *cli, lm_error *err)
 		(rc = lm_app_connect(&app, err)) != 0 ||
 		(rc = lm_version_rows(&app, &rows, err)) != 0)
 		goto done;
-	if (cli->verbose)
+	if (cli->verbose && !cli->json)
 		lm_buf_printf(&b, "Current revision(s) for %s:\n", app.url.display);
-	for (int i = 0; i < rows.n; i++) {
-		if (cli->verbose)
-			add_long(&b, &app, rows.revs[i], NULL, 0);
-		else
-			add_short(&b, &app, rows.revs[i], SHOW_TREE, NULL, 0);
-		lm_buf_puts(&b, "\n");
-	}
+	add_list(&b, &app, cli, rows.revs, rows.n, NULL, 0, SHOW_TREE);
 	rc = print_buf(&b, err);
 done:
 	lm_buf_free(&b);
@@ -190,16 +255,9 @@ int lm_cmd_history(const lm_cli *cli, lm_error *err)
 		goto done;
 	if ((rc = lm_graph_history(app.graph, cli->range, rows.revs, rows.n, &revs, err)) != 0)
 		goto done;
-	for (int i = 0; i < revs.n; i++) {
-		if (cli->verbose)
-			add_long(&b, &app, revs.revs[i],
-				cli->indicate_current ? rows.revs : NULL, rows.n);
-		else
-			add_short(&b, &app, revs.revs[i],
-				SHOW_BRANCHES | SHOW_DOC | SHOW_PARENTS | SHOW_TREE,
-				cli->indicate_current ? rows.revs : NULL, rows.n);
-		lm_buf_puts(&b, "\n");
-	}
+	add_list(&b, &app, cli, revs.revs, revs.n,
+		cli->indicate_current ? rows.revs : NULL, rows.n,
+		SHOW_BRANCHES | SHOW_DOC | SHOW_PARENTS | SHOW_TREE);
 	rc = print_buf(&b, err);
 done:
 	lm_buf_free(&b);
@@ -217,13 +275,7 @@ int lm_cmd_heads(const lm_cli *cli, lm_error *err)
 	if ((rc = open_scripts(&app, cli, err)) == 0) {
 		const int *heads;
 		int n = lm_graph_heads(app.graph, &heads);
-		for (int i = 0; i < n; i++) {
-			if (cli->verbose)
-				add_long(&b, &app, heads[i], NULL, 0);
-			else
-				add_short(&b, &app, heads[i], SHOW_BRANCHES, NULL, 0);
-			lm_buf_puts(&b, "\n");
-		}
+		add_list(&b, &app, cli, heads, n, NULL, 0, SHOW_BRANCHES);
 		rc = print_buf(&b, err);
 	}
 	lm_buf_free(&b);

@@ -328,10 +328,10 @@ static int run_revision(run_state *rs, const lm_step *step, lm_error *err)
 	const lm_script *s = &app->scripts[step->rev];
 	int rc;
 	if (rs->opt->sql) {
-		char msg[512];
-		fprintf(rs->opt->sql, "-- Running %s %s, %s\n\n",
-			step->upgrade ? "upgrade" : "downgrade", s->id,
-			lm_app_message(app, step->rev, msg, sizeof msg));
+		lm_buf line = {0};
+		lm_app_describe_step(app, step, &line);
+		fprintf(rs->opt->sql, "-- Running %s\n\n", lm_buf_str(&line));
+		lm_buf_free(&line);
 	}
 	if (conn)
 		conn->methods->guard_transactions(conn, 1);
