@@ -7,6 +7,7 @@
 
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
+local progress = require("luamig.progress")
 
 local kind = sa.kind
 
@@ -68,14 +69,18 @@ local function bind_methods(obj, methods)
 end
 
 -- A row iterator over a statement; closes it at the end when `owned`.
-local function iterate(stmt, owned)
+local function iterate(stmt, owned, label)
   local done = false
+  local p = progress.new(label)
   return function()
     if done then return nil end
     local row = stmt:step()
     if row == nil then
       done = true
       if owned then stmt:close() end
+      if p then p:done() end
+    elseif p then
+      p:tick(1)
     end
     return row
   end
@@ -90,7 +95,7 @@ end
 function Prepared.rows(self, params)
   local p = self:_params("stmt:rows", params)
   self._stmt:bind(p)
-  return iterate(self._stmt, false)
+  return iterate(self._stmt, false, "stmt:rows")
 end
 
 function Prepared.close(self)
@@ -126,7 +131,55 @@ function Conn.rows(self, stmt, params)
   local sql, p = conn.compile(self._r, "conn:rows", stmt, params)
   local s = self._raw:prepare(sql)
   if p then s:bind(p) end
-  return iterate(s, true)
+  return iterate(s, true, "conn:rows")
+end
+
+-- Walks a large table in chunks ordered by a unique key (keyset pagination,
+-- so rows updated along the way are neither skipped nor seen twice), calling
+-- fn(rows) with an array of up to opts.size rows each time. Returns the
+-- number of rows seen. opts: key (default "id"), size (default 10000),
+-- columns (SQL list, default "*"), where (SQL condition with ? placeholders),
+-- params (for where).
+function Conn.each_batch(self, table_name, opts, fn)
+  local where = "conn:each_batch"
+  if type(opts) == "function" then opts, fn = {}, opts end
+  if type(table_name) ~= "string" or table_name == "" then fail("%s: argument 1 must be a table name", where) end
+  if type(opts) ~= "table" then fail("%s: argument 2 must be an options table", where) end
+  if type(fn) ~= "function" then fail("%s: argument 3 must be a function(rows)", where) end
+  local key, size = opts.key or "id", opts.size or 10000
+  if type(size) ~= "number" or size < 1 then fail("%s: size must be a positive number", where) end
+  local q = function(name) return self._r:quote(name) end
+  local cond = opts.where and (" AND (" .. opts.where .. ")") or ""
+  local tail = cond .. " ORDER BY " .. q(key) .. " LIMIT " .. math.floor(size)
+  local cols = opts.columns or "*"
+  local first = self._raw:prepare("SELECT " .. cols .. " FROM " .. q(table_name) .. " WHERE 1 = 1" .. tail)
+  local next_ = self._raw:prepare("SELECT " .. cols .. " FROM " .. q(table_name) .. " WHERE " .. q(key) .. " > ?" .. tail)
+  local extra = opts.params or {}
+  local p = progress.new("conn:each_batch " .. table_name)
+  local total, last = 0, nil
+  local ok, err = pcall(function()
+    while true do
+      local stmt = last == nil and first or next_
+      local params = { n = (last == nil and 0 or 1) + #extra }
+      if last ~= nil then params[1] = last end
+      for i, v in ipairs(extra) do params[params.n - #extra + i] = v end
+      stmt:bind(host_params(where, params) or { n = 0 })
+      local rows = {}
+      for row in iterate(stmt, false) do rows[#rows + 1] = row end
+      if #rows == 0 then break end
+      last = rows[#rows][key]
+      if last == nil then fail("%s: the rows have no column '%s'; name the key with { key = ... }", where, key) end
+      total = total + #rows
+      fn(rows)
+      if p then p:tick(#rows) end
+      if #rows < size then break end
+    end
+  end)
+  first:close()
+  next_:close()
+  if p then p:done() end
+  if not ok then error(err, 0) end
+  return total
 end
 
 function Conn.first(self, stmt, params)
