@@ -34,10 +34,8 @@ typedef struct host_stmt {
 
 struct lm_host {
 	lua_State *L;         /* owned */
-	int op_ref;           /* the luamig.op module */
-	int sa_ref;           /* the luamig.sa module */
-	int op_view_ref;      /* read-only views of them that migrations see */
-	int sa_view_ref;
+	int op_view_ref;      /* read-only views of luamig.op and luamig.sa, */
+	int sa_view_ref;      /* the `op` and `sa` migrations see */
 	lm_run_context ctx;   /* current context; borrowed pointers */
 	int has_ctx;
 	host_stmt *open;      /* statements not yet finalized */
@@ -423,7 +421,10 @@ int lm_host_set_context(lm_host *h, const lm_run_context *ctx, lm_error *err)
 	*box = ctx ? ctx->conn : NULL;
 	lua_pop(L, 1);
 
-	lua_rawgeti(L, LUA_REGISTRYINDEX, h->op_ref);
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "luamig.op");
+	if (protected_call(h, 1, 1, NULL, err) != 0)
+		return LM_EFAIL;
 	lua_getfield(L, -1, "_set_context");
 	if (!ctx) {
 		h->has_ctx = 0;
@@ -488,13 +489,31 @@ static int l_read_only(lua_State *L)
 		luaL_checkstring(L, 2));
 }
 
-/* A table reading through to module `ref` and refusing writes, so that one
+/* __index of a view before its module is loaded: requires it (upvalue 1 is
+ * the module name), then points the view's __index at the module, so the
+ * modules cost nothing to commands that never run a migration. */
+static int l_lazy_index(lua_State *L)
+{
+	lua_getglobal(L, "require");
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_call(L, 1, 1); /* inside a protected call: a failure reaches its handler */
+	lua_getmetatable(L, 1);
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	lua_pushvalue(L, 2);
+	lua_gettable(L, -2);
+	return 1;
+}
+
+/* A table reading through to module `name` and refusing writes, so that one
  * revision cannot change op or sa for the revisions after it. */
-static int read_only_view(lua_State *L, int ref)
+static int read_only_view(lua_State *L, const char *name)
 {
 	lua_newtable(L);
 	lua_createtable(L, 0, 3);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_pushstring(L, name);
+	lua_pushcclosure(L, l_lazy_index, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, l_read_only);
 	lua_setfield(L, -2, "__newindex");
@@ -502,17 +521,6 @@ static int read_only_view(lua_State *L, int ref)
 	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 	return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-static int require_ref(lm_host *h, const char *name, int *ref, lm_error *err)
-{
-	lua_State *L = h->L;
-	lua_getglobal(L, "require");
-	lua_pushstring(L, name);
-	if (protected_call(h, 1, 1, NULL, err) != 0)
-		return LM_EFAIL;
-	*ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	return 0;
 }
 
 int lm_host_new(lm_host **out, lm_error *err)
@@ -570,11 +578,8 @@ int lm_host_new(lm_host **out, lm_error *err)
 	lua_setmetatable(L, -2);
 	lua_setfield(L, LUA_REGISTRYINDEX, "luamig.raw");
 
-	if ((rc = require_ref(h, "luamig.sa", &h->sa_ref, err)) != 0 ||
-		(rc = require_ref(h, "luamig.op", &h->op_ref, err)) != 0)
-		goto done;
-	h->op_view_ref = read_only_view(L, h->op_ref);
-	h->sa_view_ref = read_only_view(L, h->sa_ref);
+	h->op_view_ref = read_only_view(L, "luamig.op");
+	h->sa_view_ref = read_only_view(L, "luamig.sa");
 	*out = h;
 	rc = 0;
 done:
