@@ -20,7 +20,7 @@
 /* ------------------------------------------------------------------------ */
 /* data */
 
-typedef struct lm_rev {
+typedef struct revision {
 	char *id;          /* owned */
 	char *origin;      /* owned */
 	char **down_names; /* owned, and each string */
@@ -36,7 +36,6 @@ typedef struct lm_rev {
 	int ndeps;
 	int *down; /* owned: parents + normalized deps (_normalized_down_revisions) */
 	int ndown;
-	int nnormdeps; /* normalized dependencies (_normalized_resolved_dependencies) */
 	int *children; /* owned: nextrev, load order */
 	int nchildren;
 	int *all_children; /* owned: _all_nextrev, load order */
@@ -47,7 +46,7 @@ typedef struct lm_rev {
 	int rank; /* position in a topological order: ancestors rank lower */
 	int pre;  /* interval in a DFS of the first-parent spanning forest: */
 	int post; /* u is an ancestor of v if pre(u) <= pre(v), post(v) <= post(u) */
-} lm_rev;
+} revision;
 
 typedef struct label_ent {
 	const char *name; /* borrowed from a revision's own_labels */
@@ -55,14 +54,13 @@ typedef struct label_ent {
 } label_ent;
 
 struct lm_graph {
-	lm_rev *revs; /* owned */
+	revision *revs; /* owned */
 	int n;
 	int cap;
 	int *id_table; /* owned: open addressing, rev index + 1, 0 = empty */
 	int id_cap;
 	label_ent *label_table; /* owned: open addressing, rev = -1 when empty */
 	int label_cap;
-	int nlabels;
 	int *by_id; /* owned: indexes sorted by id, for prefix search */
 	int *heads; /* owned */
 	int nheads;
@@ -175,7 +173,7 @@ void lm_graph_free(lm_graph *g)
 	if (!g)
 		return;
 	for (int i = 0; i < g->n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		free(r->id);
 		free(r->origin);
 		free_strv(r->down_names, r->ndown_names);
@@ -389,7 +387,7 @@ int lm_graph_add(lm_graph *g, const lm_revision_spec *spec, lm_error *err)
 			g->revs[dup].origin, origin);
 	if (g->n == g->cap) {
 		int cap = g->cap ? g->cap * 2 : 16;
-		lm_rev *revs = realloc(g->revs, (size_t)cap * sizeof *revs);
+		revision *revs = realloc(g->revs, (size_t)cap * sizeof *revs);
 		if (!revs)
 			return oom(err);
 		g->revs = revs;
@@ -397,7 +395,7 @@ int lm_graph_add(lm_graph *g, const lm_revision_spec *spec, lm_error *err)
 	}
 	if (id_table_grow(g) < 0)
 		return oom(err);
-	lm_rev *r = &g->revs[g->n];
+	revision *r = &g->revs[g->n];
 	memset(r, 0, sizeof *r);
 	if (!(r->id = str_dup(spec->id)) || !(r->origin = str_dup(origin))
 		|| copy_strv(&r->down_names, &r->ndown_names,
@@ -450,7 +448,7 @@ enum {
 
 static const int *edges(const lm_graph *g, int v, int kind, int *n)
 {
-	const lm_rev *r = &g->revs[v];
+	const revision *r = &g->revs[v];
 	switch (kind) {
 	case E_PARENTS:
 		*n = r->nparents;
@@ -517,7 +515,7 @@ static int reaches_down(const lm_graph *g, const int *from, int nfrom,
 	}
 	while (sp) {
 		int v = stack[--sp];
-		if (v == target)
+		if (tree_anc(g, target, v))
 			return 1;
 		for (int i = 0; i < g->revs[v].ndown; i++) {
 			int p = g->revs[v].down[i];
@@ -615,7 +613,7 @@ static int set_edges(int **out, int *nout, const ivec *v)
 	return 0;
 }
 
-static int add_label(lm_rev *r, const char *name)
+static int add_label(revision *r, const char *name)
 {
 	for (int i = 0; i < r->nlabels; i++)
 		if (strcmp(r->labels[i], name) == 0)
@@ -639,7 +637,7 @@ static int build_links(lm_graph *g, lm_error *err)
 		goto done;
 	}
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		tmp.n = 0;
 		for (int j = 0; j < r->ndown_names; j++) {
 			int p = id_table_find(g, r->down_names[j]);
@@ -698,7 +696,7 @@ static int build_links(lm_graph *g, lm_error *err)
 	}
 	/* children, in load order: count, then fill */
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		for (int j = 0; j < r->nparents; j++)
 			nch[r->parents[j]]++;
 		/* _all_nextrev: one entry per child, whatever the edge kinds */
@@ -713,7 +711,7 @@ static int build_links(lm_graph *g, lm_error *err)
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		if (nch[i] && !(r->children = malloc((size_t)nch[i] * sizeof(int)))) {
 			rc = oom(err);
 			goto done;
@@ -724,9 +722,9 @@ static int build_links(lm_graph *g, lm_error *err)
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		for (int j = 0; j < r->nparents; j++) {
-			lm_rev *p = &g->revs[r->parents[j]];
+			revision *p = &g->revs[r->parents[j]];
 			p->children[p->nchildren++] = i;
 			p->all_children[p->nall_children++] = i;
 		}
@@ -735,7 +733,7 @@ static int build_links(lm_graph *g, lm_error *err)
 			for (int k = 0; k < r->nparents && !also; k++)
 				also = r->parents[k] == d;
 			if (!also) {
-				lm_rev *p = &g->revs[d];
+				revision *p = &g->revs[d];
 				p->all_children[p->nall_children++] = i;
 			}
 		}
@@ -822,14 +820,14 @@ static int check_cycles(lm_graph *g, lm_error *err)
 		int nh = 0, nb = 0;
 		memset(mark, 0, (size_t)n);
 		for (int i = 0; i < n; i++) {
-			lm_rev *r = &g->revs[i];
+			revision *r = &g->revs[i];
 			if (pass ? !r->nall_children : !r->nchildren)
 				starts[nh++] = i;
 		}
 		if (nh)
 			closure(g, starts, nh, pass ? E_DOWN : E_PARENTS, mark, 1, stack);
 		for (int i = 0; i < n; i++) {
-			lm_rev *r = &g->revs[i];
+			revision *r = &g->revs[i];
 			if (pass ? !r->nparents && !r->ndep_names : !r->nparents)
 				starts[nb++] = i;
 		}
@@ -882,7 +880,7 @@ done:
 }
 
 /* down = parents + deps (all of them), deduplicated, order kept. */
-static int set_down(lm_rev *r, const int *deps, int ndeps)
+static int set_down(revision *r, const int *deps, int ndeps)
 {
 	free(r->down);
 	r->down = NULL;
@@ -916,8 +914,7 @@ static int normalize_deps(lm_graph *g, lm_error *err)
 	int *tindex = malloc(count(n) * sizeof *tindex);
 	int *order = malloc(count(n) * sizeof *order);
 	uint64_t **below = calloc(count(n), sizeof *below);
-	int *ndep_keep = malloc(count(n) * sizeof *ndep_keep);
-	if (!tindex || !order || !below || !ndep_keep) {
+	if (!tindex || !order || !below) {
 		rc = oom(err);
 		goto done;
 	}
@@ -932,11 +929,11 @@ static int normalize_deps(lm_graph *g, lm_error *err)
 	size_t words = ((size_t)ntargets + 63) / 64;
 	for (int k = 0; k < n && ntargets; k++) {
 		int v = order[k];
-		lm_rev *r = &g->revs[v];
+		revision *r = &g->revs[v];
 		/* below[v] = union over parents p of below[p] + deps(p) */
 		int any = 0;
 		for (int j = 0; j < r->nparents && !any; j++) {
-			lm_rev *p = &g->revs[r->parents[j]];
+			revision *p = &g->revs[r->parents[j]];
 			any = below[r->parents[j]] || p->ndeps;
 		}
 		if (!any)
@@ -957,7 +954,7 @@ static int normalize_deps(lm_graph *g, lm_error *err)
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		int keep[r->ndeps ? r->ndeps : 1], nk = 0;
 		for (int j = 0; j < r->ndeps; j++) {
 			int t = tindex[r->deps[j]];
@@ -965,7 +962,6 @@ static int normalize_deps(lm_graph *g, lm_error *err)
 				continue;
 			keep[nk++] = r->deps[j];
 		}
-		r->nnormdeps = nk;
 		if (set_down(r, keep, nk) < 0) {
 			rc = oom(err);
 			goto done;
@@ -978,7 +974,6 @@ done:
 	free(below);
 	free(tindex);
 	free(order);
-	free(ndep_keep);
 	return rc;
 }
 
@@ -1001,7 +996,7 @@ static int spread_labels(lm_graph *g, lm_error *err)
 				goto done;
 			}
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		if (!r->nown_labels)
 			continue;
 		int sp = 0, last = i;
@@ -1013,7 +1008,7 @@ static int spread_labels(lm_graph *g, lm_error *err)
 			if (mk.m[v] == mk.epoch)
 				continue;
 			mk.m[v] = mk.epoch;
-			lm_rev *w = &g->revs[v];
+			revision *w = &g->revs[v];
 			for (int j = 0; j < w->nchildren; j++)
 				if (mk.m[w->children[j]] != mk.epoch)
 					stack[sp++] = w->children[j];
@@ -1025,7 +1020,7 @@ static int spread_labels(lm_graph *g, lm_error *err)
 			last = v;
 		}
 		for (int v = last; v >= 0;) {
-			lm_rev *w = &g->revs[v];
+			revision *w = &g->revs[v];
 			if (w->nall_children > 1 || w->nparents > 1)
 				break;
 			for (int j = 0; j < r->nown_labels; j++)
@@ -1061,7 +1056,7 @@ static int number_forest(lm_graph *g, lm_error *err)
 		stack[sp++] = root;
 		while (sp) {
 			int v = stack[sp - 1];
-			lm_rev *r = &g->revs[v];
+			revision *r = &g->revs[v];
 			if (next[v] < r->nall_children) {
 				int w = r->all_children[next[v]++];
 				if (g->revs[w].down[0] != v)
@@ -1084,9 +1079,12 @@ int lm_graph_build(lm_graph *g, lm_error *err)
 	int n = g->n, rc = 0;
 	if (g->built)
 		return 0;
+	if (g->label_table)
+		return lm_error_set(err, LM_EFAIL,
+			"revision graph failed to build before; load it again");
 	/* self-loops, as Alembic's Revision constructor sees them */
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		for (int j = 0; j < r->ndown_names; j++)
 			if (strcmp(r->down_names[j], r->id) == 0)
 				return lm_error_set(err, LM_EFAIL,
@@ -1110,7 +1108,7 @@ int lm_graph_build(lm_graph *g, lm_error *err)
 	for (int i = 0; i < g->label_cap; i++)
 		g->label_table[i].rev = -1;
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		for (int j = 0; j < r->nown_labels; j++) {
 			int used = find_name(g, r->own_labels[j]);
 			if (used >= 0)
@@ -1118,7 +1116,6 @@ int lm_graph_build(lm_graph *g, lm_error *err)
 					"Branch name '%s' in revision '%s' already used by revision '%s'",
 					r->own_labels[j], r->id, g->revs[used].id);
 			label_put(g, r->own_labels[j], i);
-			g->nlabels++;
 		}
 	}
 	g->by_id = malloc(count(n) * sizeof *g->by_id);
@@ -1149,7 +1146,7 @@ int lm_graph_build(lm_graph *g, lm_error *err)
 	if (!g->heads || !g->real_heads || !g->bases)
 		return oom(err);
 	for (int i = 0; i < n; i++) {
-		lm_rev *r = &g->revs[i];
+		revision *r = &g->revs[i];
 		r->flags = 0;
 		if (!r->nchildren) {
 			r->flags |= LM_REV_HEAD;
@@ -1999,7 +1996,7 @@ static int topo_sort(ctx *c, unsigned char *todo, const int *heads,
 		}
 		todo[cand] = 0;
 		inch[cand] = 0;
-		const lm_rev *r = &g->revs[cand];
+		const revision *r = &g->revs[cand];
 		int nadd = 0;
 		for (int j = 0; j < r->ndown; j++) {
 			int p = r->down[j];
@@ -2170,7 +2167,7 @@ static int below_other_row(ctx *c, sim *s, int d, int skip,
 /* HeadMaintainer.update_to_step for a revision step. */
 static int apply_step(ctx *c, sim *s, int rev, int upgrade)
 {
-	const lm_rev *r = &c->g->revs[rev];
+	const revision *r = &c->g->revs[rev];
 	rowset *rows = &s->rows;
 	int present = 0;
 	for (int i = 0; i < r->ndown; i++)
@@ -2280,7 +2277,7 @@ static int check_overlap(ctx *c, const int *v, int n, lm_error *err)
 		if (!(c->mark[v[i]] & M_D))
 			continue;
 		for (int j = 0; j < n; j++) {
-			const lm_rev *s = &g->revs[v[j]];
+			const revision *s = &g->revs[v[j]];
 			if (j != i && s->ndown
 				&& reaches_down(g, s->down, s->ndown, v[i], &c->mk,
 					c->stack))
@@ -2570,10 +2567,14 @@ int lm_graph_history(const lm_graph *g, const char *range, const int *rows,
 		return rc;
 	if (range) {
 		char *colon;
+		while (*range == ' ' || *range == '\t')
+			range++;
 		if (!(buf = str_dup(range))) {
 			rc = oom(err);
 			goto done;
 		}
+		for (size_t l = strlen(buf); l && (buf[l - 1] == ' ' || buf[l - 1] == '\t');)
+			buf[--l] = '\0';
 		if (!(colon = strchr(buf, ':')) || strchr(colon + 1, ':')) {
 			rc = lm_error_set(err, LM_EFAIL,
 				"History range requires [start]:[end], [start]:, or :[end]");
