@@ -350,6 +350,18 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 	}
 	if ((rc = check_new_id(&app, id, err)) != 0)
 		goto done;
+	/* --depends-on: prefixes become full ids; branch labels stay as written */
+	const char *depends_on[64];
+	int ndepends_on = 0;
+	for (int i = 0; i < cli->ndepends_on && i < 64; i++) {
+		const char *arg = cli->depends_on[i];
+		lm_revs dep = {0};
+		if ((rc = lm_graph_resolve(app.graph, arg, NULL, 0, &dep, err)) != 0)
+			goto done;
+		const char *id = dep.n == 1 ? lm_graph_id(app.graph, dep.revs[0]) : arg;
+		depends_on[ndepends_on++] = strncmp(id, arg, strlen(arg)) == 0 ? id : arg;
+		lm_revs_free(&dep);
+	}
 	if (cli->autogenerate &&
 		(rc = lm_autogenerate(&app, &upgrades, &downgrades, &ndiffs, err)) != 0)
 		goto done;
@@ -359,8 +371,8 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 		.parents = parent_ids,
 		.nparents = parents.n < 64 ? parents.n : 64,
 		.branch_label = cli->branch_label,
-		.depends_on = cli->depends_on,
-		.ndepends_on = cli->ndepends_on,
+		.depends_on = depends_on,
+		.ndepends_on = ndepends_on,
 		.dir = dir,
 		.upgrades = lm_buf_str(&upgrades),
 		.downgrades = lm_buf_str(&downgrades),
