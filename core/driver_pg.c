@@ -97,6 +97,7 @@ typedef struct pg_conn {
 	int in_tx;         /* begin() opened a transaction not yet seen to end */
 	unsigned epoch;    /* bumped each time no transaction is seen open */
 	unsigned ncursors; /* names cursors lm_cur_N */
+	unsigned nprepared; /* names server-side statements lm_stmt_N */
 	int locked;        /* lock() holds the advisory lock lock_key */
 	int64_t lock_key;
 } pg_conn;
@@ -144,6 +145,9 @@ typedef struct pg_stmt {
 	unsigned char **blobs; /* owned array of owned (PQfreemem) bytea values of the current row */
 	int nblobs;
 	pg_names *names;       /* owned */
+	int runs;              /* times run without a cursor */
+	char prepared[32];     /* its server-side statement, "" when none */
+	Oid *prepared_types;   /* owned: the parameter types it was prepared with */
 } pg_stmt;
 
 /* ---- SQL text ----------------------------------------------------------- */
@@ -943,6 +947,42 @@ static int cursor_fetch(pg_stmt *s, lm_error *err)
 	return rc != 0 ? rc : settled;
 }
 
+/* A statement run a second time (a loop's INSERT or UPDATE) is prepared on
+ * the server, so later runs skip parsing and planning. Failing to prepare
+ * only costs that saving. */
+static void server_prepare(pg_stmt *s)
+{
+	pg_conn *conn = s->conn;
+	const pg_params *pp = &s->params;
+	char name[32];
+	Oid *types = NULL;
+	if (PQtransactionStatus(conn->pg) == PQTRANS_INERROR ||
+		(pp->n && !(types = malloc((size_t)pp->n * sizeof *types))))
+		return;
+	if (pp->n)
+		memcpy(types, pp->types, (size_t)pp->n * sizeof *types);
+	snprintf(name, sizeof name, "lm_stmt_%u", ++conn->nprepared);
+	PGresult *res = PQprepare(conn->pg, name, s->sql, pp->n, types);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	pg_settle(conn, NULL);
+	if (!ok) {
+		free(types);
+		return;
+	}
+	memcpy(s->prepared, name, sizeof name);
+	s->prepared_types = types;
+}
+
+/* Whether the bound parameters have the types the statement was prepared
+ * with (booleans and blobs are typed; the rest the server infers). */
+static int same_types(const pg_stmt *s)
+{
+	const pg_params *pp = &s->params;
+	return pp->n == 0 || memcmp(pp->types, s->prepared_types,
+		(size_t)pp->n * sizeof *pp->types) == 0;
+}
+
 /* The first step: runs the statement, through a cursor when it can. */
 static int stmt_start(pg_stmt *s, lm_error *err)
 {
@@ -971,8 +1011,14 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 		snprintf(declare, len, "DECLARE %s NO SCROLL CURSOR FOR %s", name, s->sql);
 		sql = declare;
 	}
-	rc = pg_check(conn, PQexecParams(conn->pg, sql, pp->n, pp->types, pp->values,
-			pp->lengths, pp->formats, 0), &res, err);
+	if (!declare && ++s->runs == 2)
+		server_prepare(s);
+	if (!declare && s->prepared[0] && same_types(s))
+		rc = pg_check(conn, PQexecPrepared(conn->pg, s->prepared, pp->n, pp->values,
+				pp->lengths, pp->formats, 0), &res, err);
+	else
+		rc = pg_check(conn, PQexecParams(conn->pg, sql, pp->n, pp->types, pp->values,
+				pp->lengths, pp->formats, 0), &res, err);
 	settled = pg_settle(conn, rc == 0 ? err : NULL);
 	if (rc == 0)
 		rc = settled;
@@ -1150,6 +1196,18 @@ static void pg_finalize(lm_stmt *st)
 	if (!s)
 		return;
 	stmt_reset(s);
+	if (s->prepared[0]) {
+		/* prepared statements outlive transactions: free it unless the
+		 * transaction is failed (then the session's end frees it) */
+		pg_conn *conn = s->conn;
+		if (PQtransactionStatus(conn->pg) != PQTRANS_INERROR) {
+			char sql[64];
+			snprintf(sql, sizeof sql, "DEALLOCATE %s", s->prepared);
+			PQclear(PQexec(conn->pg, sql));
+			pg_settle(conn, NULL);
+		}
+	}
+	free(s->prepared_types);
 	params_clear(&s->params);
 	free(s->blobs);
 	while (s->names) {

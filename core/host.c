@@ -330,6 +330,13 @@ static int l_stmt_columns(lua_State *L)
 	return 1;
 }
 
+static int l_stmt_is_open(lua_State *L)
+{
+	host_stmt *s = luaL_checkudata(L, 1, STMT_MT);
+	lua_pushboolean(L, s->stmt != NULL);
+	return 1;
+}
+
 static int l_stmt_close(lua_State *L)
 {
 	stmt_close(luaL_checkudata(L, 1, STMT_MT));
@@ -549,7 +556,8 @@ int lm_host_new(lm_host **out, lm_error *err)
 
 	static const luaL_Reg stmt_methods[] = {
 		{"bind", l_stmt_bind}, {"step", l_stmt_step}, {"run", l_stmt_run},
-		{"columns", l_stmt_columns}, {"close", l_stmt_close}, {NULL, NULL},
+		{"columns", l_stmt_columns}, {"close", l_stmt_close},
+		{"is_open", l_stmt_is_open}, {NULL, NULL},
 	};
 	luaL_newmetatable(L, STMT_MT);
 	lua_pushcfunction(L, l_stmt_close);
