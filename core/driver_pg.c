@@ -66,12 +66,74 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+/* libpq is opened on first use, not linked: its dependencies (Kerberos,
+ * LDAP, TLS) would cost every command milliseconds at start-up, SQLite
+ * users included. */
+#define PQ_FUNCTIONS(X) \
+	X(PQclear) \
+	X(PQcmdStatus) \
+	X(PQcmdTuples) \
+	X(PQconnectdbParams) \
+	X(PQdescribePrepared) \
+	X(PQerrorMessage) \
+	X(PQexec) \
+	X(PQexecParams) \
+	X(PQexecPrepared) \
+	X(PQfinish) \
+	X(PQfname) \
+	X(PQfreemem) \
+	X(PQftype) \
+	X(PQgetCopyData) \
+	X(PQgetResult) \
+	X(PQgetisnull) \
+	X(PQgetlength) \
+	X(PQgetvalue) \
+	X(PQnfields) \
+	X(PQntuples) \
+	X(PQparameterStatus) \
+	X(PQprepare) \
+	X(PQputCopyEnd) \
+	X(PQresStatus) \
+	X(PQresultErrorField) \
+	X(PQresultErrorMessage) \
+	X(PQresultStatus) \
+	X(PQsetNoticeProcessor) \
+	X(PQstatus) \
+	X(PQtransactionStatus) \
+	X(PQunescapeBytea)
+
+static struct {
+	void *handle;
+#define PQ_FIELD(name) __typeof__(name) *name;
+	PQ_FUNCTIONS(PQ_FIELD)
+#undef PQ_FIELD
+} pq;
+
+static int pq_load(lm_error *err)
+{
+	static const char *const names[] = {"libpq.so.5", "libpq.so"};
+	if (pq.handle)
+		return 0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0] && !pq.handle; i++)
+		pq.handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!pq.handle)
+		return lm_error_set(err, LM_EFAIL,
+			"postgresql needs libpq (Debian package libpq5): %s", dlerror());
+#define PQ_LOAD(name) \
+	if (!(*(void **)&pq.name = dlsym(pq.handle, #name))) \
+		return lm_error_set(err, LM_EFAIL, "libpq lacks %s", #name);
+	PQ_FUNCTIONS(PQ_LOAD)
+#undef PQ_LOAD
+	return 0;
+}
 
 #define GUARD_MESSAGE "transaction control statements are not allowed in a migration: the runner commits each revision"
 #define FETCH_ROWS 1000
@@ -451,9 +513,9 @@ static void mask_secret(char *s, size_t size, const char *secret)
 static int pg_fail(pg_conn *conn, const PGresult *res, lm_error *err)
 {
 	char msg[sizeof err->message] = "";
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *primary = res ? pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	if (primary) {
-		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		const char *detail = pq.PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 		append_one_line(msg, sizeof msg, primary);
 		if (detail && *detail) {
 			strncat(msg, " (detail: ", sizeof msg - strlen(msg) - 1);
@@ -461,14 +523,14 @@ static int pg_fail(pg_conn *conn, const PGresult *res, lm_error *err)
 			strncat(msg, ")", sizeof msg - strlen(msg) - 1);
 		}
 	} else {
-		const char *text = res ? PQresultErrorMessage(res) : "";
+		const char *text = res ? pq.PQresultErrorMessage(res) : "";
 		if (!*text)
-			text = PQerrorMessage(conn->pg);
+			text = pq.PQerrorMessage(conn->pg);
 		append_one_line(msg, sizeof msg, text);
 	}
 	if (!*msg)
 		snprintf(msg, sizeof msg, "postgresql failed with no message (%s)",
-			PQresStatus(res ? PQresultStatus(res) : PGRES_FATAL_ERROR));
+			pq.PQresStatus(res ? pq.PQresultStatus(res) : PGRES_FATAL_ERROR));
 	return lm_error_set(err, LM_EFAIL, "%s", msg);
 }
 
@@ -483,7 +545,7 @@ static int no_memory(lm_error *err)
  * setting, so this costs no round trip). */
 static int backslash_strings(pg_conn *conn)
 {
-	const char *v = PQparameterStatus(conn->pg, "standard_conforming_strings");
+	const char *v = pq.PQparameterStatus(conn->pg, "standard_conforming_strings");
 	return v && strcmp(v, "off") == 0;
 }
 
@@ -492,7 +554,7 @@ static int backslash_strings(pg_conn *conn)
  * began that a statement ended. err may be NULL. */
 static int pg_settle(pg_conn *conn, lm_error *err)
 {
-	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	PGTransactionStatusType st = pq.PQtransactionStatus(conn->pg);
 	if (st != PQTRANS_IDLE && st != PQTRANS_UNKNOWN)
 		return 0;
 	conn->epoch++;
@@ -507,17 +569,17 @@ static int pg_settle(pg_conn *conn, lm_error *err)
 /* Finishes a COPY that a statement started: luamig has no data to send. */
 static void drain_copy(pg_conn *conn, PGresult *res)
 {
-	ExecStatusType st = PQresultStatus(res);
+	ExecStatusType st = pq.PQresultStatus(res);
 	PGresult *r;
 	if (st == PGRES_COPY_IN) {
-		PQputCopyEnd(conn->pg, "copy from stdin is not supported");
+		pq.PQputCopyEnd(conn->pg, "copy from stdin is not supported");
 	} else if (st == PGRES_COPY_OUT) {
 		char *buf;
-		while (PQgetCopyData(conn->pg, &buf, 0) > 0)
-			PQfreemem(buf);
+		while (pq.PQgetCopyData(conn->pg, &buf, 0) > 0)
+			pq.PQfreemem(buf);
 	}
-	while ((r = PQgetResult(conn->pg)) != NULL)
-		PQclear(r);
+	while ((r = pq.PQgetResult(conn->pg)) != NULL)
+		pq.PQclear(r);
 }
 
 /* Checks a command's result; on failure sets err. Takes ownership of res
@@ -525,7 +587,7 @@ static void drain_copy(pg_conn *conn, PGresult *res)
 static int pg_check(pg_conn *conn, PGresult *res, PGresult **out, lm_error *err)
 {
 	int rc = 0;
-	switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
+	switch (res ? pq.PQresultStatus(res) : PGRES_FATAL_ERROR) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
 	case PGRES_EMPTY_QUERY:
@@ -544,21 +606,21 @@ static int pg_check(pg_conn *conn, PGresult *res, PGresult **out, lm_error *err)
 		*out = res;
 		res = NULL;
 	}
-	PQclear(res);
+	pq.PQclear(res);
 	return rc;
 }
 
 /* Runs a command with no parameters, discarding its result. */
 static int pg_run(pg_conn *conn, const char *sql, lm_error *err)
 {
-	int rc = pg_check(conn, PQexec(conn->pg, sql), NULL, err);
+	int rc = pg_check(conn, pq.PQexec(conn->pg, sql), NULL, err);
 	int settled = pg_settle(conn, rc == 0 ? err : NULL);
 	return rc != 0 ? rc : settled;
 }
 
 static int64_t cmd_tuples(PGresult *res)
 {
-	const char *n = res ? PQcmdTuples(res) : "";
+	const char *n = res ? pq.PQcmdTuples(res) : "";
 	return *n ? strtoll(n, NULL, 10) : 0;
 }
 
@@ -677,6 +739,8 @@ static int pg_open(lm_conn **out, const lm_url *url, lm_error *err)
 	pg_conn *conn = calloc(1, sizeof *conn);                 /* owned until handed out */
 	const char *password = url->password;
 	*out = NULL;
+	if ((rc = pq_load(err)) != 0)
+		goto done;
 	if (!keys || !values || !conn) {
 		rc = no_memory(err);
 		goto done;
@@ -697,25 +761,25 @@ static int pg_open(lm_conn **out, const lm_url *url, lm_error *err)
 			password = url->options[i].value;
 	}
 #undef ADD
-	conn->pg = PQconnectdbParams(keys, values, 0);
+	conn->pg = pq.PQconnectdbParams(keys, values, 0);
 	if (!conn->pg) {
 		rc = no_memory(err);
 		goto done;
 	}
-	if (PQstatus(conn->pg) != CONNECTION_OK) {
+	if (pq.PQstatus(conn->pg) != CONNECTION_OK) {
 		char msg[sizeof err->message] = "";
-		append_one_line(msg, sizeof msg, PQerrorMessage(conn->pg));
+		append_one_line(msg, sizeof msg, pq.PQerrorMessage(conn->pg));
 		mask_secret(msg, sizeof msg, url->password);
 		mask_secret(msg, sizeof msg, password);
 		rc = lm_error_set(err, LM_EFAIL, "%s", *msg ? msg : "cannot connect to postgresql");
 		goto done;
 	}
-	PQsetNoticeProcessor(conn->pg, ignore_notice, NULL);
+	pq.PQsetNoticeProcessor(conn->pg, ignore_notice, NULL);
 	*out = &conn->base;
 	conn = NULL;
 done:
 	if (conn) {
-		PQfinish(conn->pg);
+		pq.PQfinish(conn->pg);
 		free(conn);
 	}
 	free(keys);
@@ -728,7 +792,7 @@ static void pg_close(lm_conn *c)
 	pg_conn *conn = (pg_conn *)c;
 	if (!conn)
 		return;
-	PQfinish(conn->pg);
+	pq.PQfinish(conn->pg);
 	free(conn);
 }
 
@@ -750,7 +814,7 @@ static int pg_exec(lm_conn *c, const char *sql, const lm_value *params, int npar
 	}
 	if (nparams == 0) {
 		/* several statements may run: the simple query protocol */
-		rc = pg_check(conn, PQexec(conn->pg, sql), &res, err);
+		rc = pg_check(conn, pq.PQexec(conn->pg, sql), &res, err);
 	} else {
 		if (info.nparams != nparams) {
 			rc = params_count_error(info.nparams, nparams, err);
@@ -771,7 +835,7 @@ static int pg_exec(lm_conn *c, const char *sql, const lm_value *params, int npar
 		}
 		if ((rc = params_set(&pp, params, nparams, err)) != 0)
 			goto done;
-		rc = pg_check(conn, PQexecParams(conn->pg, rewritten, pp.n, pp.types,
+		rc = pg_check(conn, pq.PQexecParams(conn->pg, rewritten, pp.n, pp.types,
 				pp.values, pp.lengths, pp.formats, 0), &res, err);
 	}
 	settled = pg_settle(conn, rc == 0 ? err : NULL);
@@ -780,7 +844,7 @@ static int pg_exec(lm_conn *c, const char *sql, const lm_value *params, int npar
 	if (rc == 0 && changes)
 		*changes = cmd_tuples(res);
 done:
-	PQclear(res);
+	pq.PQclear(res);
 	params_clear(&pp);
 	free(rewritten);
 	return rc;
@@ -792,7 +856,7 @@ static void free_blobs(pg_stmt *s)
 {
 	for (int i = 0; i < s->nblobs; i++) {
 		if (s->blobs[i])
-			PQfreemem(s->blobs[i]);
+			pq.PQfreemem(s->blobs[i]);
 		s->blobs[i] = NULL;
 	}
 }
@@ -803,10 +867,10 @@ static void cursor_close(pg_stmt *s)
 	pg_conn *conn = s->conn;
 	if (!s->cursor[0])
 		return;
-	if (s->epoch == conn->epoch && PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
+	if (s->epoch == conn->epoch && pq.PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "CLOSE %s", s->cursor);
-		PQclear(PQexec(conn->pg, sql));
+		pq.PQclear(pq.PQexec(conn->pg, sql));
 		pg_settle(conn, NULL);
 	}
 	s->cursor[0] = '\0';
@@ -817,7 +881,7 @@ static void stmt_reset(pg_stmt *s)
 {
 	cursor_close(s);
 	free_blobs(s);
-	PQclear(s->res);
+	pq.PQclear(s->res);
 	s->res = NULL;
 	s->row = -1;
 	s->changes = 0;
@@ -828,9 +892,9 @@ static void stmt_reset(pg_stmt *s)
  * allocated until finalize (its pointers may be held). */
 static int names_take(pg_stmt *s, const PGresult *res)
 {
-	int n = PQnfields(res), same = s->names && s->names->n == n;
+	int n = pq.PQnfields(res), same = s->names && s->names->n == n;
 	for (int i = 0; same && i < n; i++)
-		same = strcmp(s->names->name[i], PQfname(res, i)) == 0;
+		same = strcmp(s->names->name[i], pq.PQfname(res, i)) == 0;
 	if (same)
 		return 0;
 	pg_names *names = calloc(1, sizeof *names + (size_t)n * sizeof names->name[0]);
@@ -840,7 +904,7 @@ static int names_take(pg_stmt *s, const PGresult *res)
 	names->next = s->names;
 	s->names = names;
 	for (int i = 0; i < n; i++)
-		if (!(names->name[i] = strdup(PQfname(res, i))))
+		if (!(names->name[i] = strdup(pq.PQfname(res, i))))
 			return LM_ENOMEM;
 	return 0;
 }
@@ -862,10 +926,10 @@ static int blobs_fit(pg_stmt *s, int n)
 /* A result arrived: remember its columns. */
 static int stmt_take_result(pg_stmt *s, PGresult *res, lm_error *err)
 {
-	PQclear(s->res);
+	pq.PQclear(s->res);
 	s->res = res;
 	s->row = -1;
-	if (names_take(s, res) != 0 || blobs_fit(s, PQnfields(res)) != 0)
+	if (names_take(s, res) != 0 || blobs_fit(s, pq.PQnfields(res)) != 0)
 		return no_memory(err);
 	return 0;
 }
@@ -934,11 +998,11 @@ static int cursor_fetch(pg_stmt *s, lm_error *err)
 			"the transaction this statement was reading rows in has ended");
 	}
 	snprintf(sql, sizeof sql, "FETCH %d FROM %s", FETCH_ROWS, s->cursor);
-	rc = pg_check(conn, PQexec(conn->pg, sql), &res, err);
+	rc = pg_check(conn, pq.PQexec(conn->pg, sql), &res, err);
 	if (rc == 0) {
 		rc = stmt_take_result(s, res, err);
-		s->changes += PQntuples(res);
-		if (PQntuples(res) < FETCH_ROWS)
+		s->changes += pq.PQntuples(res);
+		if (pq.PQntuples(res) < FETCH_ROWS)
 			cursor_close(s); /* read to the end: free it now */
 	} else {
 		s->cursor[0] = '\0';
@@ -956,15 +1020,15 @@ static void server_prepare(pg_stmt *s)
 	const pg_params *pp = &s->params;
 	char name[32];
 	Oid *types = NULL;
-	if (PQtransactionStatus(conn->pg) == PQTRANS_INERROR ||
+	if (pq.PQtransactionStatus(conn->pg) == PQTRANS_INERROR ||
 		(pp->n && !(types = malloc((size_t)pp->n * sizeof *types))))
 		return;
 	if (pp->n)
 		memcpy(types, pp->types, (size_t)pp->n * sizeof *types);
 	snprintf(name, sizeof name, "lm_stmt_%u", ++conn->nprepared);
-	PGresult *res = PQprepare(conn->pg, name, s->sql, pp->n, types);
-	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	PQclear(res);
+	PGresult *res = pq.PQprepare(conn->pg, name, s->sql, pp->n, types);
+	int ok = pq.PQresultStatus(res) == PGRES_COMMAND_OK;
+	pq.PQclear(res);
 	pg_settle(conn, NULL);
 	if (!ok) {
 		free(types);
@@ -1001,7 +1065,7 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 		rc = lm_error_set(err, LM_EFAIL, GUARD_MESSAGE);
 		goto done;
 	}
-	if (s->info.cursorable && PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
+	if (s->info.cursorable && pq.PQtransactionStatus(conn->pg) == PQTRANS_INTRANS) {
 		size_t len = strlen(s->sql) + 64;
 		snprintf(name, sizeof name, "lm_cur_%u", ++conn->ncursors);
 		if (!(declare = malloc(len))) {
@@ -1014,10 +1078,10 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 	if (!declare && ++s->runs == 2)
 		server_prepare(s);
 	if (!declare && s->prepared[0] && same_types(s))
-		rc = pg_check(conn, PQexecPrepared(conn->pg, s->prepared, pp->n, pp->values,
+		rc = pg_check(conn, pq.PQexecPrepared(conn->pg, s->prepared, pp->n, pp->values,
 				pp->lengths, pp->formats, 0), &res, err);
 	else
-		rc = pg_check(conn, PQexecParams(conn->pg, sql, pp->n, pp->types, pp->values,
+		rc = pg_check(conn, pq.PQexecParams(conn->pg, sql, pp->n, pp->types, pp->values,
 				pp->lengths, pp->formats, 0), &res, err);
 	settled = pg_settle(conn, rc == 0 ? err : NULL);
 	if (rc == 0)
@@ -1032,11 +1096,11 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 		goto done;
 	}
 	s->changes = cmd_tuples(res);
-	s->state = PQresultStatus(res) == PGRES_TUPLES_OK ? ST_ROWS : ST_DONE;
+	s->state = pq.PQresultStatus(res) == PGRES_TUPLES_OK ? ST_ROWS : ST_DONE;
 	rc = stmt_take_result(s, res, err);
 	res = NULL;
 done:
-	PQclear(res);
+	pq.PQclear(res);
 	free(declare);
 	return rc;
 }
@@ -1051,9 +1115,9 @@ static int pg_step(lm_stmt *st, lm_error *err)
 	if (s->state != ST_ROWS)
 		goto done;
 	s->row++;
-	if (s->row >= PQntuples(s->res) && s->cursor[0] && (rc = cursor_fetch(s, err)) == 0)
+	if (s->row >= pq.PQntuples(s->res) && s->cursor[0] && (rc = cursor_fetch(s, err)) == 0)
 		s->row++;
-	if (rc == 0 && s->row < PQntuples(s->res))
+	if (rc == 0 && s->row < pq.PQntuples(s->res))
 		return 1;
 done:
 	s->state = ST_DONE;
@@ -1066,16 +1130,16 @@ done:
 static void stmt_describe(pg_stmt *s)
 {
 	pg_conn *conn = s->conn;
-	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	PGTransactionStatusType st = pq.PQtransactionStatus(conn->pg);
 	int savepoint = st == PQTRANS_INTRANS, ok;
 	PGresult *res = NULL; /* owned */
 	if ((st != PQTRANS_IDLE && st != PQTRANS_INTRANS) || s->info.txctl)
 		goto done;
 	if (savepoint && pg_run(conn, "SAVEPOINT lm_describe", NULL) != 0)
 		goto done;
-	ok = pg_check(conn, PQprepare(conn->pg, "", s->sql, s->info.nparams,
+	ok = pg_check(conn, pq.PQprepare(conn->pg, "", s->sql, s->info.nparams,
 			      s->bound ? s->params.types : NULL), NULL, NULL) == 0 &&
-		pg_check(conn, PQdescribePrepared(conn->pg, ""), &res, NULL) == 0;
+		pg_check(conn, pq.PQdescribePrepared(conn->pg, ""), &res, NULL) == 0;
 	if (ok)
 		names_take(s, res);
 	if (savepoint)
@@ -1083,14 +1147,14 @@ static void stmt_describe(pg_stmt *s)
 				: "ROLLBACK TO SAVEPOINT lm_describe; RELEASE SAVEPOINT lm_describe", NULL);
 	pg_settle(conn, NULL);
 done:
-	PQclear(res);
+	pq.PQclear(res);
 }
 
 static int pg_column_count(lm_stmt *st)
 {
 	pg_stmt *s = (pg_stmt *)st;
 	if (s->res)
-		return PQnfields(s->res);
+		return pq.PQnfields(s->res);
 	if (!s->names)
 		stmt_describe(s);
 	return s->names ? s->names->n : 0;
@@ -1134,12 +1198,12 @@ static void pg_column(lm_stmt *st, int i, lm_value *out)
 {
 	pg_stmt *s = (pg_stmt *)st;
 	out->type = LM_NULL;
-	if (!s->res || s->row < 0 || s->row >= PQntuples(s->res) || i < 0 ||
-		i >= PQnfields(s->res) || PQgetisnull(s->res, s->row, i))
+	if (!s->res || s->row < 0 || s->row >= pq.PQntuples(s->res) || i < 0 ||
+		i >= pq.PQnfields(s->res) || pq.PQgetisnull(s->res, s->row, i))
 		return;
-	const char *text = PQgetvalue(s->res, s->row, i);
-	size_t len = (size_t)PQgetlength(s->res, s->row, i);
-	switch (PQftype(s->res, i)) {
+	const char *text = pq.PQgetvalue(s->res, s->row, i);
+	size_t len = (size_t)pq.PQgetlength(s->res, s->row, i);
+	switch (pq.PQftype(s->res, i)) {
 	case OID_INT2:
 	case OID_INT4:
 	case OID_INT8:
@@ -1166,8 +1230,8 @@ static void pg_column(lm_stmt *st, int i, lm_value *out)
 		size_t n = 0;
 		if (i < s->nblobs) {
 			if (s->blobs[i])
-				PQfreemem(s->blobs[i]);
-			s->blobs[i] = PQunescapeBytea((const unsigned char *)text, &n);
+				pq.PQfreemem(s->blobs[i]);
+			s->blobs[i] = pq.PQunescapeBytea((const unsigned char *)text, &n);
 			if (s->blobs[i]) {
 				out->type = LM_BLOB;
 				out->u.s.p = (const char *)s->blobs[i];
@@ -1200,10 +1264,10 @@ static void pg_finalize(lm_stmt *st)
 		/* prepared statements outlive transactions: free it unless the
 		 * transaction is failed (then the session's end frees it) */
 		pg_conn *conn = s->conn;
-		if (PQtransactionStatus(conn->pg) != PQTRANS_INERROR) {
+		if (pq.PQtransactionStatus(conn->pg) != PQTRANS_INERROR) {
 			char sql[64];
 			snprintf(sql, sizeof sql, "DEALLOCATE %s", s->prepared);
-			PQclear(PQexec(conn->pg, sql));
+			pq.PQclear(pq.PQexec(conn->pg, sql));
 			pg_settle(conn, NULL);
 		}
 	}
@@ -1228,8 +1292,8 @@ static int pg_begin(lm_conn *c, int immediate, lm_error *err)
 	pg_conn *conn = (pg_conn *)c;
 	int rc;
 	(void)immediate; /* PostgreSQL locks row by row */
-	if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
-		if (PQstatus(conn->pg) != CONNECTION_OK)
+	if (pq.PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+		if (pq.PQstatus(conn->pg) != CONNECTION_OK)
 			return pg_fail(conn, NULL, err);
 		return lm_error_set(err, LM_EFAIL, "cannot begin a transaction: one is already open");
 	}
@@ -1243,7 +1307,7 @@ static int pg_commit(lm_conn *c, lm_error *err)
 	pg_conn *conn = (pg_conn *)c;
 	PGresult *res = NULL; /* owned */
 	int rc = 0;
-	switch (PQtransactionStatus(conn->pg)) {
+	switch (pq.PQtransactionStatus(conn->pg)) {
 	case PQTRANS_INTRANS:
 		break;
 	case PQTRANS_INERROR:
@@ -1261,20 +1325,20 @@ static int pg_commit(lm_conn *c, lm_error *err)
 		rc = pg_fail(conn, NULL, err);
 		goto done;
 	}
-	rc = pg_check(conn, PQexec(conn->pg, "COMMIT"), &res, err);
+	rc = pg_check(conn, pq.PQexec(conn->pg, "COMMIT"), &res, err);
 	conn->in_tx = 0;
 	pg_settle(conn, NULL);
-	if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+	if (rc == 0 && strcmp(pq.PQcmdStatus(res), "COMMIT") != 0)
 		rc = lm_error_set(err, LM_EFAIL, "cannot commit: the transaction was rolled back");
 done:
-	PQclear(res);
+	pq.PQclear(res);
 	return rc;
 }
 
 static int pg_rollback(lm_conn *c, lm_error *err)
 {
 	pg_conn *conn = (pg_conn *)c;
-	PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+	PGTransactionStatusType st = pq.PQtransactionStatus(conn->pg);
 	conn->in_tx = 0;
 	if (st == PQTRANS_IDLE) {
 		pg_settle(conn, NULL);
@@ -1314,11 +1378,11 @@ static int query_value(pg_conn *conn, const char *sql, int64_t key, char *out, s
 	int rc;
 	snprintf(text, sizeof text, "%" PRId64, key);
 	out[0] = '\0';
-	rc = pg_check(conn, PQexecParams(conn->pg, sql, 1, NULL, values, NULL, NULL, 0), &res, err);
+	rc = pg_check(conn, pq.PQexecParams(conn->pg, sql, 1, NULL, values, NULL, NULL, 0), &res, err);
 	pg_settle(conn, NULL);
-	if (rc == 0 && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
-		snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
+	if (rc == 0 && pq.PQntuples(res) > 0 && pq.PQnfields(res) > 0 && !pq.PQgetisnull(res, 0, 0))
+		snprintf(out, size, "%s", pq.PQgetvalue(res, 0, 0));
+	pq.PQclear(res);
 	return rc;
 }
 
@@ -1383,7 +1447,7 @@ static void pg_unlock(lm_conn *c)
 		return;
 	/* In a failed transaction this cannot run: the lock stays noted as
 	 * held, for an unlock after the rollback (or the session's end). */
-	if (PQtransactionStatus(conn->pg) == PQTRANS_INERROR)
+	if (pq.PQtransactionStatus(conn->pg) == PQTRANS_INERROR)
 		return;
 	query_value(conn, "SELECT pg_advisory_unlock($1::int8)", conn->lock_key, ignored,
 		sizeof ignored, NULL);
