@@ -333,10 +333,13 @@ static int run_revision(run_state *rs, const lm_step *step, lm_error *err)
 		fprintf(rs->opt->sql, "-- Running %s\n\n", lm_buf_str(&line));
 		lm_buf_free(&line);
 	}
-	if (conn)
+	/* the guard keeps a migration from ending the runner's transaction; a
+	 * revision that runs outside one (VACUUM, CONCURRENTLY) needs none */
+	int guard = conn && s->transactional;
+	if (guard)
 		conn->methods->guard_transactions(conn, 1);
 	rc = lm_host_run_script(app->host, s, step->upgrade, err);
-	if (conn)
+	if (guard)
 		conn->methods->guard_transactions(conn, 0);
 	if (rc != 0)
 		append(err, " (%s %s)", step->upgrade ? "upgrade" : "downgrade", s->id);

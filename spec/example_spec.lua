@@ -1,74 +1,113 @@
--- The repository's own example project (luamig.lua, migrations/) on SQLite:
--- the schema it builds, its data migration, and the way back down.
+-- The repository's own example project (luamig.lua, migrations/) on every
+-- backend: the schema it builds, its data migration, and the way back down.
 local cli = require("spec.helpers.cli")
-local db = require("spec.helpers.sqlite")
+local backend = require("spec.helpers.backend")
 
-local function column_names(path, tbl)
+local function column_names(cols)
   local out = {}
-  for i, c in ipairs(db.columns(path, tbl)) do out[i] = c.name end
+  for i, c in ipairs(cols) do out[i] = c.name end
   return out
 end
 
-describe("the example project", function()
-  local dir, dbfile
+local function by_name(list)
+  local out = {}
+  for _, x in ipairs(list) do out[x.name] = x end
+  return out
+end
 
-  before_each(function()
-    dir = cli.sh("mktemp -d /tmp/luamig-spec.XXXXXX"):gsub("%s+$", "")
-    cli.sh("cp -r luamig.lua migrations " .. cli.shell_quote(dir))
-    dbfile = dir .. "/data/app.db"
-  end)
-  after_each(function() cli.rmtree(dir) end)
+backend.each(function(b)
+  describe("the example project", function()
+    local dir
 
-  it("builds the job tracker schema", function()
-    local r = cli.run(dir, { "upgrade", "head" })
-    assert.are.equal(0, r.code, r.stderr)
-    assert.are.same({ "job_applications", "luamig_version", "resumes", "user_preferences", "users" }, db.tables(dbfile))
-    assert.are.same({ "id", "user_id", "resume_id", "company", "position", "status", "applied_at", "notes" },
-      column_names(dbfile, "job_applications"))
+    before_each(function()
+      dir = cli.sh("mktemp -d /tmp/luamig-spec.XXXXXX"):gsub("%s+$", "")
+      cli.sh("cp -r luamig.lua migrations " .. cli.shell_quote(dir))
+    end)
+    after_each(function() cli.rmtree(dir) end)
 
-    local fks = db.foreign_keys(dbfile, "job_applications")
-    assert.are.equal(2, #fks)
-    local by_table = {}
-    for _, fk in ipairs(fks) do by_table[fk.table] = fk end
-    assert.are.equal("CASCADE", by_table.users.on_delete)
-    assert.are.equal("SET NULL", by_table.resumes.on_delete)
+    it("builds the job tracker schema", function()
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(
+        "Running upgrade <base> -> 0001, initial schema\n" ..
+        "Running upgrade 0001 -> abc123def456, add user preferences table\n" ..
+        "Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n", r.stderr)
+      assert.are.same({ "job_applications", "luamig_version", "resumes", "user_preferences", "users" }, b.tables())
+      assert.are.same({ "5e1f0c2a9b7d" }, b.versions())
+      assert.are.same({ "id", "user_id", "resume_id", "company", "position", "status", "applied_at", "notes" },
+        column_names(b.columns("job_applications")))
 
-    local idx = db.query(dbfile, "SELECT name FROM pragma_index_info('ix_jobs_company_status') ORDER BY seqno")
-    assert.are.same({ { name = "company" }, { name = "status" } }, idx)
+      local cols = by_name(b.columns("job_applications"))
+      assert.are.equal(true, cols.id.primary_key)
+      assert.are.equal(false, cols.user_id.nullable)
+      assert.are.equal(true, cols.resume_id.nullable)
+      assert.are.equal(b.pick { sqlite = "VARCHAR(200)", postgresql = "character varying(200)" }, cols.company.type)
+      assert.are.equal(b.pick { sqlite = "'applied'", postgresql = "'applied'::character varying" }, cols.status.default)
+      assert.are.equal(b.pick { sqlite = "CURRENT_TIMESTAMP", postgresql = "now()" }, cols.applied_at.default)
 
-    -- server defaults are real: a bare insert gets them
-    db.exec(dbfile, "INSERT INTO users (email, hashed_password) VALUES ('a@x.io', 'h')")
-    local user = db.query(dbfile, "SELECT is_active, created_at FROM users")[1]
-    assert.are.equal(1, user.is_active)
-    assert.truthy(user.created_at)
-  end)
+      local fks = b.foreign_keys("job_applications")
+      assert.are.equal(2, #fks)
+      local by_table = {}
+      for _, fk in ipairs(fks) do by_table[fk.referred_table] = fk end
+      assert.are.equal("CASCADE", by_table.users.ondelete)
+      assert.are.same({ "user_id" }, by_table.users.columns)
+      assert.are.same({ "id" }, by_table.users.referred_columns)
+      assert.are.equal("SET NULL", by_table.resumes.ondelete)
+      assert.are.same({ "resume_id" }, by_table.resumes.columns)
 
-  it("backfills preferences for the users that exist when it runs", function()
-    local r = cli.run(dir, { "upgrade", "abc123def456" })
-    assert.are.equal(0, r.code, r.stderr)
-    db.exec(dbfile, [[
-      INSERT INTO users (email, hashed_password) VALUES
-        ('ann@gmail.com', 'h'), ('bob@acme.example', 'h'), ('cy@outlook.com', 'h');
-      INSERT INTO user_preferences (user_id, theme) VALUES (3, 'solarized');]])
-    r = cli.run(dir, { "upgrade", "head" })
-    assert.are.equal(0, r.code, r.stderr)
-    assert.are.equal("Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n", r.stderr)
-    assert.are.same({
-      { user_id = 1, theme = "light" },
-      { user_id = 2, theme = "dark" },
-      { user_id = 3, theme = "solarized" }, -- kept as it was
-    }, db.query(dbfile, "SELECT user_id, theme FROM user_preferences ORDER BY user_id"))
-  end)
+      assert.are.same({
+        { name = "ix_job_applications_user_id", unique = false, columns = { "user_id" } },
+        { name = "ix_jobs_company_status", unique = false, columns = { "company", "status" } },
+      }, b.indexes("job_applications"))
+      assert.are.same({ { name = "ix_resumes_user_id", unique = false, columns = { "user_id" } } }, b.indexes("resumes"))
+      -- users.email is UNIQUE: one unique index, named by the database
+      local ux = b.indexes("users")
+      assert.are.equal(1, #ux)
+      assert.are.same({ true, { "email" } }, { ux[1].unique, ux[1].columns })
+      assert.are.equal(b.pick { sqlite = "sqlite_autoindex_users_1", postgresql = "users_email_key" }, ux[1].name)
 
-  it("goes back down to base", function()
-    assert.are.equal(0, cli.run(dir, { "upgrade", "head" }).code)
-    local r = cli.run(dir, { "downgrade", "base" })
-    assert.are.equal(0, r.code, r.stderr)
-    assert.are.same({ "luamig_version" }, db.tables(dbfile))
-    r = cli.run(dir, { "history" })
-    assert.are.equal(
-      "abc123def456 -> 5e1f0c2a9b7d (head), backfill user preferences for existing users\n" ..
-      "0001 -> abc123def456, add user preferences table\n" ..
-      "<base> -> 0001, initial schema\n", r.stdout)
+      -- server defaults are real: a bare insert gets them
+      b.exec("INSERT INTO users (email, hashed_password) VALUES ('a@x.io', 'h')")
+      local user = b.query("SELECT is_active, created_at FROM users")[1]
+      assert.are.equal(b.pick { sqlite = 1, postgresql = true }, user.is_active)
+      assert.truthy(user.created_at)
+      b.exec("INSERT INTO job_applications (user_id, company, position) VALUES (1, 'Acme', 'dev')")
+      assert.are.same({ { status = "applied" } }, b.query("SELECT status FROM job_applications"))
+    end)
+
+    it("backfills preferences for the users that exist when it runs", function()
+      local r = b.run(dir, { "upgrade", "abc123def456" })
+      assert.are.equal(0, r.code, r.stderr)
+      b.exec([[
+        INSERT INTO users (email, hashed_password) VALUES
+          ('ann@gmail.com', 'h'), ('bob@acme.example', 'h'), ('cy@outlook.com', 'h');
+        INSERT INTO user_preferences (user_id, theme) VALUES (3, 'solarized');]])
+      r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n", r.stderr)
+      assert.are.same({
+        { user_id = 1, theme = "light" },
+        { user_id = 2, theme = "dark" },
+        { user_id = 3, theme = "solarized" }, -- kept as it was
+      }, b.query("SELECT user_id, theme FROM user_preferences ORDER BY user_id"))
+      assert.are.same({ "5e1f0c2a9b7d" }, b.versions())
+    end)
+
+    it("goes back down to base", function()
+      assert.are.equal(0, b.run(dir, { "upgrade", "head" }).code)
+      local r = b.run(dir, { "downgrade", "base" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(
+        "Running downgrade 5e1f0c2a9b7d -> abc123def456, backfill user preferences for existing users\n" ..
+        "Running downgrade abc123def456 -> 0001, add user preferences table\n" ..
+        "Running downgrade 0001 -> <base>, initial schema\n", r.stderr)
+      assert.are.same({ "luamig_version" }, b.tables())
+      assert.are.same({}, b.versions())
+      r = b.run(dir, { "history" })
+      assert.are.equal(
+        "abc123def456 -> 5e1f0c2a9b7d (head), backfill user preferences for existing users\n" ..
+        "0001 -> abc123def456, add user preferences table\n" ..
+        "<base> -> 0001, initial schema\n", r.stdout)
+    end)
   end)
 end)

@@ -17,7 +17,8 @@ local function run(dialect, fn, extra)
     dialect = dialect,
     offline = extra.offline or false,
     x = extra.x or {},
-    config = { render_as_batch = true, naming_convention = extra.naming_convention },
+    -- plain ALTERs unless a test asks for batch mode (spec/batch_spec.lua runs it on real databases)
+    config = { render_as_batch = extra.render_as_batch or false, naming_convention = extra.naming_convention },
     emit = function(sql, params) out[#out + 1] = { sql = sql, params = params } end,
     raw = extra.raw,
   })
@@ -791,6 +792,7 @@ describe("op.get_context, op.get_bind and the connection", function()
         function st:run(params) log[#log + 1] = { "run", s, params }; return 1 end
         function st:columns() return { "id", "email" } end
         function st:close() log[#log + 1] = { "close", s } end
+        function st:is_open() return true end
         return st
       end,
     }
@@ -802,7 +804,8 @@ describe("op.get_context, op.get_bind and the connection", function()
     run("sqlite", function()
       local conn = op.get_bind()
       assert.equal("sqlite", conn.dialect)
-      assert.equal(3, conn:execute("UPDATE users SET domain = ? WHERE id = ?", { "x", 1 }))
+      -- with parameters, execute runs a prepared statement it keeps for the next call
+      assert.equal(1, conn:execute("UPDATE users SET domain = ? WHERE id = ?", { "x", 1 }))
       local seen = {}
       for row in conn:rows("SELECT id, email FROM users WHERE domain IS NULL") do seen[#seen + 1] = row.email end
       assert.same({ "a@x", "b@y" }, seen)
@@ -810,7 +813,7 @@ describe("op.get_context, op.get_bind and the connection", function()
       assert.equal(1, conn:scalar("SELECT id FROM users WHERE id = ?", { 1 }))
       assert.equal(3, conn.execute("DELETE FROM users")) -- the dot form works too
     end, { raw = fake_raw(rows, log) })
-    assert.same({ "UPDATE users SET domain = ? WHERE id = ?", { n = 2, "x", 1 } }, log[1])
+    assert.same({ "run", "UPDATE users SET domain = ? WHERE id = ?", { n = 2, "x", 1 } }, log[1])
     assert.same({ "close", "SELECT id, email FROM users WHERE domain IS NULL" }, log[2])
     assert.same({ "close", "SELECT id, email FROM users" }, log[3])
     assert.same({ "bind", "SELECT id FROM users WHERE id = ?", { n = 1, 1 } }, log[4])
@@ -825,8 +828,8 @@ describe("op.get_context, op.get_bind and the connection", function()
       conn:execute(users:update():where(users.c.status:is_(nil)):values({ status = "active" }))
       conn:execute(sa.text("UPDATE users SET status = :s WHERE id = :id"), { s = "x", id = 4 })
     end, { raw = fake_raw({}, log) })
-    assert.same({ "UPDATE users SET status=? WHERE users.status IS NULL", { n = 1, "active" } }, log[1])
-    assert.same({ "UPDATE users SET status = ? WHERE id = ?", { n = 2, "x", 4 } }, log[2])
+    assert.same({ "run", "UPDATE users SET status=? WHERE users.status IS NULL", { n = 1, "active" } }, log[1])
+    assert.same({ "run", "UPDATE users SET status = ? WHERE id = ?", { n = 2, "x", 4 } }, log[2])
   end)
 
   it("prepare gives a reusable statement, with :name maps for sa.text", function()
@@ -1004,6 +1007,104 @@ ALTER TABLE t DROP CONSTRAINT uq_x;
   it("drop_constraint checks its type", function()
     assert.equal('op.drop_constraint: option \'type\' must be "foreignkey", "unique", "check" or "primary"',
       err_of("postgresql", function() op.drop_constraint("x", "t", { type = "fk" }) end))
+  end)
+end)
+
+describe("batch mode", function()
+  it("runs as ALTER TABLE, in order, on PostgreSQL (dot or colon)", function()
+    assert.equal([[
+ALTER TABLE t ALTER COLUMN c TYPE TEXT;
+
+ALTER TABLE t DROP COLUMN d;
+
+ALTER TABLE t ADD CONSTRAINT uq_t_a UNIQUE (a);
+
+ALTER TABLE t DROP CONSTRAINT fk_t_b_u;
+
+]], sql("postgresql", function()
+      op.batch_alter_table("t", function(batch_op)
+        batch_op.alter_column("c", { type = sa.Text })
+        batch_op:drop_column("d")
+        batch_op.create_unique_constraint(nil, { "a" })
+        batch_op.drop_constraint("b", { type = "foreignkey" })
+      end, { naming_convention = { uq = "uq_%(table_name)s_%(column_0_name)s", fk = "fk_t_%(constraint_name)s_u" } })
+    end))
+  end)
+
+  it("checks batch_op arguments, counted without the table", function()
+    assert.equal("batch_op.create_index: argument 2 must be an array of column names", err_of("postgresql", function()
+      op.batch_alter_table("t", function(batch_op) batch_op.create_index("ix", 5) end)
+    end))
+    assert.equal("batch_op.add_column: argument 1 must be a sa.Column", err_of("postgresql", function()
+      op.batch_alter_table("t", function(batch_op) batch_op:add_column("x") end)
+    end))
+    assert.equal("op.add_column: unknown option 'insert_after'", err_of("postgresql", function()
+      op.add_column("t", sa.Column("x", sa.Integer), { insert_after = "y" })
+    end))
+    assert.equal("batch_op.add_column: insert_before and insert_after need the table recreated, which luamig does "
+      .. "on SQLite only", err_of("postgresql", function()
+      op.batch_alter_table("t", function(batch_op)
+        batch_op.add_column(sa.Column("x", sa.Integer), { insert_after = "y" })
+      end)
+    end))
+  end)
+
+  it("adds columns with ALTER TABLE on SQLite when nothing needs the table recreated", function()
+    assert.equal("ALTER TABLE t ADD COLUMN x INTEGER;\n\nCREATE INDEX ix_t_x ON t (x);\n\n", sql("sqlite", function()
+      op.batch_alter_table("t", function(batch_op)
+        batch_op.add_column(sa.Column("x", sa.Integer))
+        batch_op.create_index("ix_t_x", { "x" })
+      end)
+    end, { offline = true }))
+  end)
+
+  it("needs copy_from offline on SQLite, also for one-operation batches", function()
+    local msg = ": batch mode with dialect sqlite needs a live database connection to reflect table 't', which --sql "
+      .. "does not have; pass the table's description as the copy_from option of op.batch_alter_table (a table from "
+      .. "sa.table or op.create_table) so that reflection is skipped"
+    assert.equal("op.batch_alter_table" .. msg, err_of("sqlite", function()
+      op.batch_alter_table("t", function(batch_op) batch_op.drop_column("c") end)
+    end, { offline = true }))
+    assert.equal("op.alter_column" .. msg, err_of("sqlite", function()
+      op.alter_column("t", "c", { nullable = false })
+    end, { offline = true, render_as_batch = true }))
+  end)
+
+  it("applies the operations in order: a column added, then renamed and altered", function()
+    local t = sa.table("t", sa.Column("id", sa.Integer, { primary_key = true }), sa.Column("c", sa.Text))
+    assert.equal([[
+ALTER TABLE t RENAME COLUMN c TO d;
+
+CREATE TABLE _luamig_tmp_t (
+    id INTEGER NOT NULL,
+    d TEXT,
+    y INTEGER NOT NULL,
+    PRIMARY KEY (id)
+);
+
+INSERT INTO _luamig_tmp_t (id, d) SELECT id, d FROM t;
+
+DROP TABLE t;
+
+ALTER TABLE _luamig_tmp_t RENAME TO t;
+
+]], sql("sqlite", function()
+      op.batch_alter_table("t", function(batch_op)
+        batch_op.alter_column("c", { new_column_name = "d" })
+        batch_op.add_column(sa.Column("x", sa.Integer))
+        batch_op.alter_column("x", { new_column_name = "y" })
+        batch_op.alter_column("y", { nullable = false })
+      end, { copy_from = t })
+    end, { offline = true }))
+  end)
+
+  it("says what a dropped column would lose, offline too", function()
+    local t = sa.table("t", sa.Column("id", sa.Integer, { primary_key = true }), sa.Column("c", sa.Integer))
+    assert.equal("op.batch_alter_table: dropping column 'c' of 't' would lose CHECK constraint 'ck_c'; "
+      .. "drop the constraint first", err_of("sqlite", function()
+      op.batch_alter_table("t", function(batch_op) batch_op.drop_column("c") end,
+        { copy_from = t, table_args = { sa.CheckConstraint("c > 0", { name = "ck_c" }) } })
+    end, { offline = true }))
   end)
 end)
 

@@ -122,9 +122,27 @@ end
 
 local Conn = {}
 
+-- Statements conn:execute ran with parameters, by SQL text, so a loop's
+-- UPDATE is prepared once (and, on PostgreSQL, planned once). The host
+-- closes them when the revision's transaction ends; is_open() tells.
+local CACHE_SIZE = 32
+
 function Conn.execute(self, stmt, params)
   local sql, p = conn.compile(self._r, "conn:execute", stmt, params)
-  return self._raw:exec(sql, p)
+  if not p then return self._raw:exec(sql, p) end
+  local cache = self._cache
+  local s = cache[sql]
+  if not (s and s:is_open()) then
+    if self._ncached >= CACHE_SIZE then
+      for _, old in pairs(cache) do old:close() end
+      cache, self._ncached = {}, 0
+      self._cache = cache
+    end
+    s = self._raw:prepare(sql)
+    cache[sql] = s
+    self._ncached = self._ncached + 1
+  end
+  return s:run(p)
 end
 
 function Conn.rows(self, stmt, params)
@@ -226,9 +244,14 @@ function Conn.prepare(self, stmt)
   return bind_methods(obj, Prepared)
 end
 
+-- The live schema, with SQLAlchemy Inspector's keys (luamig.inspect).
+function Conn.inspect(self, opts)
+  return require("luamig.inspect").new(self._raw, self.dialect, opts)
+end
+
 -- conn.new(raw, renderer): renderer is a luamig.ddl renderer for the connection's dialect.
 function conn.new(raw, renderer)
-  local obj = { _raw = raw, _r = renderer, dialect = renderer.dialect }
+  local obj = { _raw = raw, _r = renderer, dialect = renderer.dialect, _cache = {}, _ncached = 0 }
   return bind_methods(obj, Conn)
 end
 

@@ -707,12 +707,13 @@ local function fk_record(colname, fk)
            match = fk.match }
 end
 
--- The FOREIGN KEY and CHECK of a column written inline (SQLite's ADD COLUMN).
+-- The FOREIGN KEY, CHECK or UNIQUE of a column written inline (SQLite's ADD COLUMN, batch mode).
 function R:inline_references(c, tname, where)
   local info = { table = tname, columns = c.columns, reftable = c.reftable, refcolumns = c.refcolumns }
-  local name = self:constraint_name(c.type, c.name, info, where, c.type_bound)
+  local name = self:constraint_name(c.type, c.name, info, where, c.type_bound or c.type == "uq")
   local prefix = name and ("CONSTRAINT " .. self:quote(name) .. " ") or ""
   if c.type == "ck" then return prefix .. "CHECK (" .. c.sqltext .. ")" end
+  if c.type == "uq" then return prefix .. "UNIQUE" end
   local s = prefix .. "REFERENCES " .. self:dotted(c.reftable) .. " (" .. self:quote(c.refcolumns[1]) .. ")"
   if c.match then s = s .. " MATCH " .. checked_action(where, "match", c.match) end
   if c.ondelete then s = s .. " ON DELETE " .. checked_action(where, "ondelete", c.ondelete) end
@@ -912,6 +913,19 @@ function R:batch_error(where, what)
        where, self.d.title, what)
 end
 
+-- The constraints a column implies (unique, its type's CHECK, foreign keys), as constraint_sql takes them.
+function R:implied_constraints(col)
+  local records = {}
+  if col.unique and not col.index then records[#records + 1] = { type = "uq", columns = { col.name } } end
+  local ck = self:type_check(col.name, col.type)
+  if ck then
+    ck.type, ck.type_bound = "ck", true
+    records[#records + 1] = ck
+  end
+  for _, fk in ipairs(col.foreign_keys or {}) do records[#records + 1] = fk_record(col.name, fk) end
+  return records
+end
+
 -- R:add_column(tname, col, schema, where): ADD COLUMN, then what the column implies (constraints,
 -- index, comment). SQLite takes REFERENCES and CHECK inline; it cannot add a UNIQUE column.
 function R:add_column(tname, col, schema, where)
@@ -922,15 +936,7 @@ function R:add_column(tname, col, schema, where)
                                                { [col.name] = #col.foreign_keys > 0 or nil }, where) ~= nil
   local spec = self:column_spec(col, { pk = pk, autoincrement = autoinc }, where)
   local after = {}
-  local records = {}
-  if col.unique and not col.index then records[#records + 1] = { type = "uq", columns = { col.name } } end
-  local ck = self:type_check(col.name, col.type)
-  if ck then
-    ck.type, ck.type_bound = "ck", true
-    records[#records + 1] = ck
-  end
-  for _, fk in ipairs(col.foreign_keys) do records[#records + 1] = fk_record(col.name, fk) end
-  for _, rec in ipairs(records) do
+  for _, rec in ipairs(self:implied_constraints(col)) do
     if d.inline_add_column_constraints then
       if rec.type == "uq" then self:batch_error(where, "add a UNIQUE column") end
       spec = spec .. " " .. self:inline_references(rec, tname, where)

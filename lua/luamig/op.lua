@@ -5,17 +5,25 @@
 -- emit = function(sql, params), raw = <connection userdata or nil> }.
 -- Every operation renders SQL with luamig.ddl and hands each statement to ctx.emit, which runs it
 -- (online) or prints it (offline, --sql); offline, parameters are rendered inline and emit gets none.
+-- Operations SQLite cannot do with ALTER TABLE run through luamig.batch (move and copy): inside
+-- op.batch_alter_table, or alone when the config's render_as_batch is on (the default).
 -- Errors name the operation and the argument and carry no position (the host adds file:line).
 
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local conn = require("luamig.conn")
+local batch = require("luamig.batch")
 
 local kind = sa.kind
 
 local op = {}
 
 local current -- { ctx, r (renderer), bind (conn), public (get_context) } while a revision runs
+
+-- While a batch_op method runs: { queue, table_pos }. The op functions below then validate their
+-- arguments as usual but queue the operation for op.batch_alter_table instead of running it; their
+-- messages name batch_op.<name> and count arguments without the table (at table_pos).
+local capturing
 
 local function fail(fmt, ...)
   error(string.format(fmt, ...), 0)
@@ -54,9 +62,20 @@ local function emit_all(s, stmts)
   for _, sql in ipairs(stmts) do s.ctx.emit(sql, nil) end
 end
 
+-- The argument number the caller sees (a batch_op method has no table argument).
+local function argno(i)
+  if capturing and i > capturing.table_pos then return i - 1 end
+  return i
+end
+
+-- "op.<name>", or "batch_op.<name>" inside a batch.
+local function opname(name)
+  return (capturing and "batch_op." or "op.") .. name
+end
+
 local function check_name(where, i, v, what)
   if type(v) ~= "string" or v == "" then
-    fail("%s: argument %d must be %s", where, i, what or "a name (a string)")
+    fail("%s: argument %d must be %s", where, argno(i), what or "a name (a string)")
   end
   return v
 end
@@ -64,7 +83,7 @@ end
 -- options(where, i, opts, allowed): the trailing options table, checked for unknown keys.
 local function options(where, i, opts, allowed)
   if opts == nil then return {} end
-  if type(opts) ~= "table" or kind(opts) then fail("%s: argument %d must be an options table", where, i) end
+  if type(opts) ~= "table" or kind(opts) then fail("%s: argument %d must be an options table", where, argno(i)) end
   for k in pairs(opts) do
     if not allowed[k] then fail("%s: unknown option '%s'", where, tostring(k)) end
   end
@@ -74,7 +93,7 @@ end
 local function column_list(where, i, cols, allow_expressions)
   if type(cols) == "string" or (allow_expressions and kind(cols)) then cols = { cols } end
   if type(cols) ~= "table" or kind(cols) or #cols == 0 then
-    fail("%s: argument %d must be an array of column names", where, i)
+    fail("%s: argument %d must be an array of column names", where, argno(i))
   end
   local out = {}
   for j, c in ipairs(cols) do
@@ -84,7 +103,7 @@ local function column_list(where, i, cols, allow_expressions)
     elseif type(c) == "string" or (allow_expressions and k) then
       out[j] = c
     else
-      fail("%s: item %d of argument %d must be a column name", where, j, i)
+      fail("%s: item %d of argument %d must be a column name", where, j, argno(i))
     end
   end
   return out
@@ -92,6 +111,24 @@ end
 
 -- The naming convention key for a drop_constraint type.
 local constraint_keys = { foreignkey = "fk", unique = "uq", check = "ck", primary = "pk" }
+
+local function render_as_batch(s)
+  return s.public.config.render_as_batch ~= false
+end
+
+-- dispatch(s, rec, exec): runs one operation. rec describes it for batch mode ({ op, where, table,
+-- native = whether SQLite can do it with ALTER TABLE, ... }); exec(r) emits its plain SQL with
+-- renderer r. Inside a batch_op method the operation is queued instead; on SQLite an operation
+-- SQLite cannot do with ALTER TABLE runs as a one-operation batch when render_as_batch is on.
+local function dispatch(s, rec, exec)
+  if capturing then
+    capturing.queue[#capturing.queue + 1] = { rec = rec, exec = exec }
+  elseif not rec.native and s.ctx.dialect == "sqlite" and render_as_batch(s) then
+    batch.run(s, rec.table, { { rec = rec, exec = exec } }, {}, rec.where)
+  else
+    exec(s.r)
+  end
+end
 
 ------------------------------------------------------------------------------------------------
 -- Tables and columns
@@ -149,12 +186,20 @@ function op.rename_table(old, new, opts)
 end
 
 function op.add_column(table_name, column, opts)
-  local where = "op.add_column"
+  local where = opname("add_column")
   check_name(where, 1, table_name, "the table name")
-  if kind(column) ~= "Column" then fail("%s: argument 2 must be a sa.Column", where) end
-  opts = options(where, 3, opts, set { "schema" })
+  if kind(column) ~= "Column" then fail("%s: argument %d must be a sa.Column", where, argno(2)) end
+  opts = options(where, 3, opts, capturing and set { "schema", "insert_before", "insert_after" } or set { "schema" })
+  for _, k in ipairs({ "insert_before", "insert_after" }) do
+    if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then
+      fail("%s: option '%s' must be a column name", where, k)
+    end
+  end
   local s = state(where)
-  emit_all(s, s.r:add_column(table_name, column, opts.schema, where))
+  dispatch(s, { op = "add_column", where = where, table = table_name, column = column,
+                insert_before = opts.insert_before, insert_after = opts.insert_after,
+                native = batch.add_column_native(column) and not opts.insert_before and not opts.insert_after },
+    function(r) emit_all(s, r:add_column(table_name, column, opts.schema, where)) end)
 end
 
 local drop_column_options = set { "schema", "existing_type", "existing_nullable", "existing_server_default",
@@ -162,7 +207,7 @@ local drop_column_options = set { "schema", "existing_type", "existing_nullable"
                                   "mssql_drop_foreign_key" }
 
 function op.drop_column(table_name, column_name, opts)
-  local where = "op.drop_column"
+  local where = opname("drop_column")
   check_name(where, 1, table_name, "the table name")
   check_name(where, 2, column_name, "the column name")
   opts = options(where, 3, opts, drop_column_options)
@@ -170,12 +215,28 @@ function op.drop_column(table_name, column_name, opts)
     fail("%s: option 'existing_type' must be a sa type", where)
   end
   local s = state(where)
-  -- SQLite refuses to drop a column a table CHECK names; the type's CHECK goes with batch mode.
-  if opts.existing_type and not s.r.d.alter_constraints and s.r:type_check(column_name, opts.existing_type) then
-    s.r:batch_error(where, string.format("drop column '%s' and the CHECK of its type sa.%s", column_name,
+  -- SQLite refuses to drop a column a table CHECK names, so the CHECK of its type needs batch mode.
+  local type_check = opts.existing_type and not s.r.d.alter_constraints
+    and s.r:type_check(column_name, opts.existing_type)
+  local function exec(r)
+    if type_check then
+      r:batch_error(where, string.format("drop column '%s' and the CHECK of its type sa.%s", column_name,
                                          opts.existing_type.name))
+    end
+    emit_all(s, r:drop_column(table_name, column_name, opts.schema))
   end
-  emit_all(s, s.r:drop_column(table_name, column_name, opts.schema))
+  -- In a batch, as in Alembic, a dropped column makes SQLite recreate the table (recreate = "auto").
+  local rec = { op = "drop_column", where = where, table = table_name, column = column_name,
+                existing_type = opts.existing_type, native = false, recreate = true }
+  if capturing or type_check or s.ctx.dialect ~= "sqlite" or s.ctx.offline or not s.ctx.raw
+     or not render_as_batch(s) then
+    rec.native = not type_check
+    return dispatch(s, rec, exec)
+  end
+  -- Online SQLite: its own DROP COLUMN keeps everything else as it is; when it refuses (an index,
+  -- a constraint or a trigger uses the column), batch mode rebuilds the table or says what it
+  -- cannot keep.
+  if not batch.try(s, function() exec(s.r) end) then dispatch(s, rec, exec) end
 end
 
 local alter_column_options = set { "nullable", "type", "type_", "server_default", "new_column_name", "comment",
@@ -184,7 +245,7 @@ local alter_column_options = set { "nullable", "type", "type_", "server_default"
                                    "postgresql_using", "schema" }
 
 function op.alter_column(table_name, column_name, opts)
-  local where = "op.alter_column"
+  local where = opname("alter_column")
   check_name(where, 1, table_name, "the table name")
   check_name(where, 2, column_name, "the column name")
   opts = options(where, 3, opts, alter_column_options)
@@ -206,7 +267,10 @@ function op.alter_column(table_name, column_name, opts)
     fail("%s: option 'comment' must be a string or sa.null", where)
   end
   local s = state(where)
-  emit_all(s, s.r:alter_column(table_name, column_name, o, where))
+  dispatch(s, { op = "alter_column", where = where, table = table_name, column = column_name, o = o,
+                native = s.r.d.alter_column_properties
+                  or (o.type == nil and o.nullable == nil and o.server_default == nil) },
+    function(r) emit_all(s, r:alter_column(table_name, column_name, o, where)) end)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -218,7 +282,7 @@ local create_index_options = set { "unique", "schema", "sqlite_where", "postgres
 
 -- op.create_index(name, table, cols, opts): cols are names, sa.text(...) or expressions.
 function op.create_index(name, table_name, cols, opts)
-  local where = "op.create_index"
+  local where = opname("create_index")
   if name ~= nil and kind(name) ~= "conv" then check_name(where, 1, name, "the index name (or nil)") end
   check_name(where, 2, table_name, "the table name")
   local exprs = column_list(where, 3, cols, true)
@@ -228,12 +292,13 @@ function op.create_index(name, table_name, cols, opts)
   for k, v in pairs(opts) do if k ~= "schema" then ixopts[k] = v end end
   local ix = sa.Index(name, unpack(exprs))
   ix.unique, ix.opts = opts.unique and true or false, ixopts
-  emit_all(s, s.r:create_index(ix, table_name, opts.schema, where))
+  dispatch(s, { op = "create_index", where = where, table = table_name, index = ix, native = true },
+    function(r) emit_all(s, r:create_index(ix, table_name, opts.schema, where)) end)
 end
 
 -- op.drop_index(name, { table_name, schema }) (Alembic's positional table_name works too).
 function op.drop_index(name, table_name, opts)
-  local where = "op.drop_index"
+  local where = opname("drop_index")
   if type(table_name) == "table" and opts == nil then table_name, opts = nil, table_name end
   if kind(name) == "conv" then name = name.name end
   check_name(where, 1, name, "the index name")
@@ -241,7 +306,9 @@ function op.drop_index(name, table_name, opts)
   opts = options(where, table_name and 3 or 2, opts,
                  set { "table_name", "schema", "postgresql_concurrently", "if_exists" })
   local s = state(where)
-  emit_all(s, s.r:drop_index(name, opts.schema, opts))
+  dispatch(s, { op = "drop_index", where = where, table = table_name or opts.table_name, name = name,
+                if_exists = opts.if_exists, native = true },
+    function(r) emit_all(s, r:drop_index(name, opts.schema, opts)) end)
 end
 
 local function constraint_name_arg(where, name)
@@ -249,63 +316,66 @@ local function constraint_name_arg(where, name)
   return name
 end
 
+-- The shared end of the create_*_constraint / create_*_key operations: c as ddl's constraint_sql takes it.
+local function add_constraint(s, where, c, table_name, schema)
+  dispatch(s, { op = "add_constraint", where = where, table = table_name, constraint = c,
+                native = s.r.d.alter_constraints },
+    function(r) emit_all(s, r:add_constraint(c, table_name, schema, where)) end)
+end
+
 function op.create_unique_constraint(name, table_name, cols, opts)
-  local where = "op.create_unique_constraint"
+  local where = opname("create_unique_constraint")
   constraint_name_arg(where, name)
   check_name(where, 2, table_name, "the table name")
   local columns = column_list(where, 3, cols, false)
   opts = options(where, 4, opts, set { "schema", "deferrable", "initially" })
-  local s = state(where)
-  emit_all(s, s.r:add_constraint({ type = "uq", name = name, columns = columns, deferrable = opts.deferrable,
-                                   initially = opts.initially }, table_name, opts.schema, where))
+  add_constraint(state(where), where, { type = "uq", name = name, columns = columns, deferrable = opts.deferrable,
+                                        initially = opts.initially }, table_name, opts.schema)
 end
 
 function op.create_primary_key(name, table_name, cols, opts)
-  local where = "op.create_primary_key"
+  local where = opname("create_primary_key")
   constraint_name_arg(where, name)
   check_name(where, 2, table_name, "the table name")
   local columns = column_list(where, 3, cols, false)
   opts = options(where, 4, opts, set { "schema" })
-  local s = state(where)
-  emit_all(s, s.r:add_constraint({ type = "pk", name = name, columns = columns }, table_name, opts.schema, where))
+  add_constraint(state(where), where, { type = "pk", name = name, columns = columns }, table_name, opts.schema)
 end
 
 function op.create_check_constraint(name, table_name, condition, opts)
-  local where = "op.create_check_constraint"
+  local where = opname("create_check_constraint")
   constraint_name_arg(where, name)
   check_name(where, 2, table_name, "the table name")
   if type(condition) ~= "string" and not kind(condition) then
-    fail("%s: argument 3 must be SQL text or an expression", where)
+    fail("%s: argument %d must be SQL text or an expression", where, argno(3))
   end
   opts = options(where, 4, opts, set { "schema", "deferrable", "initially" })
-  local s = state(where)
-  emit_all(s, s.r:add_constraint({ type = "ck", name = name, sqltext = condition, deferrable = opts.deferrable,
-                                   initially = opts.initially }, table_name, opts.schema, where))
+  add_constraint(state(where), where, { type = "ck", name = name, sqltext = condition, deferrable = opts.deferrable,
+                                        initially = opts.initially }, table_name, opts.schema)
 end
 
 local foreign_key_options = set { "ondelete", "onupdate", "deferrable", "initially", "match", "source_schema",
                                   "referent_schema" }
 
 function op.create_foreign_key(name, source, referent, local_cols, remote_cols, opts)
-  local where = "op.create_foreign_key"
+  local where = opname("create_foreign_key")
   constraint_name_arg(where, name)
   check_name(where, 2, source, "the source table name")
   check_name(where, 3, referent, "the referent table name")
   local lcols = column_list(where, 4, local_cols, false)
   local rcols = column_list(where, 5, remote_cols, false)
-  if #lcols ~= #rcols then fail("%s: arguments 4 and 5 must name as many columns", where) end
+  if #lcols ~= #rcols then fail("%s: arguments %d and %d must name as many columns", where, argno(4), argno(5)) end
   opts = options(where, 6, opts, foreign_key_options)
-  local s = state(where)
   local reftable = opts.referent_schema and (opts.referent_schema .. "." .. referent) or referent
-  emit_all(s, s.r:add_constraint({ type = "fk", name = name, columns = lcols, reftable = reftable,
-                                   refcolumns = rcols, ondelete = opts.ondelete, onupdate = opts.onupdate,
-                                   deferrable = opts.deferrable, initially = opts.initially, match = opts.match },
-                                 source, opts.source_schema, where))
+  add_constraint(state(where), where, { type = "fk", name = name, columns = lcols, reftable = reftable,
+                                        refcolumns = rcols, ondelete = opts.ondelete, onupdate = opts.onupdate,
+                                        deferrable = opts.deferrable, initially = opts.initially,
+                                        match = opts.match }, source, opts.source_schema)
 end
 
 -- op.drop_constraint(name, table, { type = "foreignkey" | "unique" | "check" | "primary", schema })
 function op.drop_constraint(name, table_name, opts)
-  local where = "op.drop_constraint"
+  local where = opname("drop_constraint")
   if name == nil then fail("%s: argument 1 must be the constraint name", where) end
   constraint_name_arg(where, name)
   check_name(where, 2, table_name, "the table name")
@@ -316,13 +386,14 @@ function op.drop_constraint(name, table_name, opts)
     fail("%s: option 'type' must be \"foreignkey\", \"unique\", \"check\" or \"primary\"", where)
   end
   local s = state(where)
-  local final = name
-  if ctype then
-    final = s.r:constraint_name(constraint_keys[ctype], name, { table = table_name }, where)
-  elseif kind(name) == "conv" then
-    final = name.name
+  -- The name as rendered: a naming convention may make it (the batch's convention, inside a batch).
+  local function final(r)
+    if ctype then return r:constraint_name(constraint_keys[ctype], name, { table = table_name }, where) end
+    return kind(name) == "conv" and name.name or name
   end
-  emit_all(s, s.r:drop_constraint(final, table_name, opts.schema, where))
+  dispatch(s, { op = "drop_constraint", where = where, table = table_name, name = final, ctype = ctype,
+                native = s.r.d.alter_constraints },
+    function(r) emit_all(s, r:drop_constraint(final(r), table_name, opts.schema, where)) end)
 end
 
 function op.create_table_comment(table_name, comment, opts)
@@ -340,6 +411,66 @@ function op.drop_table_comment(table_name, opts)
   opts = options(where, 2, opts, set { "existing_comment", "schema" })
   local s = state(where)
   emit_all(s, s.r:table_comment(table_name, sa.null, opts.schema))
+end
+
+------------------------------------------------------------------------------------------------
+-- Batch mode
+------------------------------------------------------------------------------------------------
+
+-- The batch_op methods: name -> position of the table argument in the op function they mirror.
+local batch_methods = {
+  add_column = 1, drop_column = 1, alter_column = 1, create_index = 2, drop_index = 2,
+  create_unique_constraint = 2, create_foreign_key = 2, create_check_constraint = 2, create_primary_key = 2,
+  drop_constraint = 2,
+}
+
+local batch_options = set { "recreate", "naming_convention", "table_args", "copy_from", "schema",
+                            "table_kwargs", "reflect_args", "reflect_kwargs", "partial_reordering" }
+
+-- op.batch_alter_table(table, function(batch_op) ... end, { recreate, naming_convention, table_args,
+-- copy_from }): the operations fn calls on batch_op are queued and run together when fn returns;
+-- on SQLite, through luamig.batch (move and copy) when one of them needs it.
+function op.batch_alter_table(table_name, fn, opts)
+  local where = "op.batch_alter_table"
+  check_name(where, 1, table_name, "the table name")
+  if type(fn) ~= "function" then fail("%s: argument 2 must be a function(batch_op)", where) end
+  opts = options(where, 3, opts, batch_options)
+  if opts.recreate ~= nil and opts.recreate ~= "auto" and opts.recreate ~= "always" and opts.recreate ~= "never" then
+    fail("%s: option 'recreate' must be \"auto\", \"always\" or \"never\"", where)
+  end
+  if opts.naming_convention ~= nil and (type(opts.naming_convention) ~= "table" or kind(opts.naming_convention)) then
+    fail("%s: option 'naming_convention' must be a table of templates", where)
+  end
+  if opts.table_args ~= nil then
+    if type(opts.table_args) ~= "table" or kind(opts.table_args) then
+      fail("%s: option 'table_args' must be an array of constraints", where)
+    end
+    for i, c in ipairs(opts.table_args) do
+      if not sa.constraint_kinds[kind(c)] then fail("%s: item %d of option 'table_args' must be a constraint", where, i) end
+    end
+  end
+  if opts.copy_from ~= nil and kind(opts.copy_from) ~= "table" then
+    fail("%s: option 'copy_from' must be a table description (sa.table or op.create_table's result)", where)
+  end
+  local s = state(where)
+  if capturing then fail("%s: cannot run inside another batch", where) end
+  local queue = {}
+  local b = {}
+  for name, table_pos in pairs(batch_methods) do
+    local fn_op = op[name]
+    b[name] = function(first, ...)
+      local given = { n = select("#", ...) + 1, first, ... }
+      if first == b then given = { n = select("#", ...), ... } end -- called with a colon
+      local args = { [table_pos] = table_name }
+      for i = 1, given.n do args[i < table_pos and i or i + 1] = given[i] end
+      capturing = { queue = queue, table_pos = table_pos }
+      local ok, err = pcall(fn_op, unpack(args, 1, math.max(given.n + 1, table_pos)))
+      capturing = nil
+      if not ok then error(err, 0) end
+    end
+  end
+  fn(b)
+  batch.run(s, table_name, queue, opts, where)
 end
 
 ------------------------------------------------------------------------------------------------
