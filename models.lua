@@ -25,11 +25,13 @@ sa.Table("job_applications", md,
   sa.Column("resume_id", sa.Integer, { sa.ForeignKey("resumes.id", { ondelete = "SET NULL" }) }),
   sa.Column("company", sa.String(200), { nullable = false }),
   sa.Column("position", sa.String(200), { nullable = false }),
-  sa.Column("status", sa.String(20), { nullable = false, server_default = "applied" }),
+  sa.Column("status", sa.String(30), { nullable = false, server_default = "applied" }),
   sa.Column("applied_at", sa.DateTime, { server_default = sa.func.now() }),
   sa.Column("notes", sa.Text),
   sa.Index("ix_job_applications_user_id", "user_id"),
-  sa.Index("ix_jobs_company_status", "company", "status"))
+  sa.Index("ix_jobs_company_status", "company", "status"),
+  sa.CheckConstraint("status IN ('applied', 'interviewing', 'offer', 'rejected', 'withdrawn')",
+    { name = "ck_job_applications_status" }))
 
 sa.Table("user_preferences", md,
   sa.Column("id", sa.Integer, { primary_key = true }),

@@ -31,9 +31,10 @@ backend.each(function(b)
       assert.are.equal(
         "Running upgrade <base> -> 0001, initial schema\n" ..
         "Running upgrade 0001 -> abc123def456, add user preferences table\n" ..
-        "Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n", r.stderr)
+        "Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n" ..
+        "Running upgrade 5e1f0c2a9b7d -> 7c4d2e9f1a3b, normalise job statuses and guard them with a check constraint\n", r.stderr)
       assert.are.same({ "job_applications", "luamig_version", "resumes", "user_preferences", "users" }, b.tables())
-      assert.are.same({ "5e1f0c2a9b7d" }, b.versions())
+      assert.are.same({ "7c4d2e9f1a3b" }, b.versions())
       assert.are.same({ "id", "user_id", "resume_id", "company", "position", "status", "applied_at", "notes" },
         column_names(b.columns("job_applications")))
 
@@ -43,6 +44,7 @@ backend.each(function(b)
       assert.are.equal(true, cols.resume_id.nullable)
       assert.are.equal(b.pick { sqlite = "VARCHAR(200)", postgresql = "character varying(200)" }, cols.company.type)
       assert.are.equal(b.pick { sqlite = "'applied'", postgresql = "'applied'::character varying" }, cols.status.default)
+      assert.are.equal(b.pick { sqlite = "VARCHAR(30)", postgresql = "character varying(30)" }, cols.status.type)
       assert.are.equal(b.pick { sqlite = "CURRENT_TIMESTAMP", postgresql = "now()" }, cols.applied_at.default)
 
       local fks = b.foreign_keys("job_applications")
@@ -82,7 +84,7 @@ backend.each(function(b)
         INSERT INTO users (email, hashed_password) VALUES
           ('ann@gmail.com', 'h'), ('bob@acme.example', 'h'), ('cy@outlook.com', 'h');
         INSERT INTO user_preferences (user_id, theme) VALUES (3, 'solarized');]])
-      r = b.run(dir, { "upgrade", "head" })
+      r = b.run(dir, { "upgrade", "5e1f0c2a9b7d" })
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal("Running upgrade abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n", r.stderr)
       assert.are.same({
@@ -93,11 +95,43 @@ backend.each(function(b)
       assert.are.same({ "5e1f0c2a9b7d" }, b.versions())
     end)
 
+    it("normalises job statuses, then guards them with a check constraint through batch mode", function()
+      assert.are.equal(0, b.run(dir, { "upgrade", "5e1f0c2a9b7d" }).code)
+      b.exec([[
+        INSERT INTO users (email, hashed_password) VALUES ('ann@x.io', 'h');
+        INSERT INTO resumes (user_id, title) VALUES (1, 'cv');
+        INSERT INTO job_applications (user_id, resume_id, company, position, status) VALUES
+          (1, 1, 'Acme', 'dev', 'Interview'), (1, 1, 'Beta', 'dev', 'ghosted'),
+          (1, NULL, 'Gamma', 'ops', 'lost in the mail'), (1, 1, 'Delta', 'dev', 'offer');]])
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({
+        { company = "Acme", status = "interviewing", resume_id = 1 },
+        { company = "Beta", status = "rejected", resume_id = 1 },
+        { company = "Gamma", status = "applied", resume_id = nil },
+        { company = "Delta", status = "offer", resume_id = 1 },
+      }, b.query("SELECT company, status, resume_id FROM job_applications ORDER BY id"))
+      -- indexes and foreign keys in and out survived the rebuild
+      assert.are.equal(2, #b.foreign_keys("job_applications"))
+      assert.are.equal(2, #b.indexes("job_applications"))
+      assert.has_error(function()
+        b.exec("INSERT INTO job_applications (user_id, company, position, status) VALUES (1, 'E', 'x', 'bogus')")
+      end)
+      -- deleting the user still cascades into the rebuilt table
+      b.exec(b.pick { sqlite = "PRAGMA foreign_keys = ON; DELETE FROM users", postgresql = "DELETE FROM users" })
+      assert.are.same({ { n = 0 } }, b.query("SELECT count(*) AS n FROM job_applications"))
+      r = b.run(dir, { "downgrade", "-1" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(b.pick { sqlite = "VARCHAR(20)", postgresql = "character varying(20)" },
+        by_name(b.columns("job_applications")).status.type)
+    end)
+
     it("goes back down to base", function()
       assert.are.equal(0, b.run(dir, { "upgrade", "head" }).code)
       local r = b.run(dir, { "downgrade", "base" })
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal(
+        "Running downgrade 7c4d2e9f1a3b -> 5e1f0c2a9b7d, normalise job statuses and guard them with a check constraint\n" ..
         "Running downgrade 5e1f0c2a9b7d -> abc123def456, backfill user preferences for existing users\n" ..
         "Running downgrade abc123def456 -> 0001, add user preferences table\n" ..
         "Running downgrade 0001 -> <base>, initial schema\n", r.stderr)
@@ -105,7 +139,8 @@ backend.each(function(b)
       assert.are.same({}, b.versions())
       r = b.run(dir, { "history" })
       assert.are.equal(
-        "abc123def456 -> 5e1f0c2a9b7d (head), backfill user preferences for existing users\n" ..
+        "5e1f0c2a9b7d -> 7c4d2e9f1a3b (head), normalise job statuses and guard them with a check constraint\n" ..
+        "abc123def456 -> 5e1f0c2a9b7d, backfill user preferences for existing users\n" ..
         "0001 -> abc123def456, add user preferences table\n" ..
         "<base> -> 0001, initial schema\n", r.stdout)
     end)
