@@ -704,7 +704,7 @@ describe("op.bulk_insert", function()
       sql("postgresql", function() op.bulk_insert(t, rows) end, { offline = true }))
   end)
 
-  it("reuses one prepared statement per column set online", function()
+  it("reuses one prepared statement per column set online on sqlite", function()
     local log = {}
     local raw = {
       prepare = function(_, s)
@@ -718,7 +718,7 @@ describe("op.bulk_insert", function()
         }
       end,
     }
-    local out = run("postgresql", function()
+    local out = run("sqlite", function()
       op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = sa.null }, { id = 3 } })
     end, { raw = raw })
     assert.same({}, out)
@@ -729,6 +729,23 @@ describe("op.bulk_insert", function()
     assert.same({ 3, n = 1 }, log[5])
     assert.equal("close", log[6])
     assert.equal("close", log[7])
+  end)
+
+  it("sends many rows per INSERT on postgresql, keeping their order", function()
+    local log = {}
+    local raw = {
+      exec = function(_, s, params) log[#log + 1] = { s, params } return 1 end,
+      prepare = function() error("not expected") end,
+    }
+    local out = run("postgresql", function()
+      op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = sa.null }, { id = 3 }, { id = 4, name = "d" } })
+    end, { raw = raw })
+    assert.same({}, out)
+    assert.same({
+      { "INSERT INTO t (id, name) VALUES (?, ?), (?, ?)", { 1, "a", 2, nil, n = 4 } },
+      { "INSERT INTO t (id) VALUES (?)", { 3, n = 1 } },
+      { "INSERT INTO t (id, name) VALUES (?, ?)", { 4, "d", n = 2 } },
+    }, log)
   end)
 
   it("streams from an iterator, never calling it after its first nil", function()

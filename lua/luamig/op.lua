@@ -12,6 +12,9 @@
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local conn = require("luamig.conn")
+local progress = require("luamig.progress")
+
+local MULTIROW = 500 -- rows per INSERT when bulk_insert batches them
 local batch = require("luamig.batch")
 
 local kind = sa.kind
@@ -512,7 +515,23 @@ function op.bulk_insert(t, rows, opts)
   options(where, 3, opts, set { "multiinsert" })
   local s = state(where)
   local r, ctx = s.r, s.ctx
-  local cache = {} -- column signature -> { sql, names, stmt }
+  local cache = {} -- column signature -> { sql, names, stmt } or, multi-row, { head, tuple, per, params, rows, full }
+  local multirow = ctx.dialect == "postgresql"
+  local p = progress.new("op.bulk_insert " .. t.name)
+  local pending -- the multi-row entry holding rows not yet sent
+
+  -- Sends the rows an entry holds as one INSERT (a prepared one when full).
+  local function flush(entry)
+    if entry.rows == 0 then return end
+    if entry.rows == entry.per then
+      entry.full = entry.full or ctx.raw:prepare(entry.head .. string.rep(entry.tuple .. ", ", entry.per - 1) .. entry.tuple)
+      entry.full:run(entry.params)
+    else
+      ctx.raw:exec(entry.head .. string.rep(entry.tuple .. ", ", entry.rows - 1) .. entry.tuple, entry.params)
+    end
+    if p then p:tick(entry.rows) end
+    entry.params, entry.rows = { n = 0 }, 0
+  end
 
   local function insert_row(index, row)
     if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
@@ -528,6 +547,7 @@ function op.bulk_insert(t, rows, opts)
       all_plain = all_plain and plain_value(v)
     end
     if ctx.offline or not all_plain then
+      if pending then flush(pending) end
       local ok, sql, params = pcall(r.compile, r, t:insert():values(row), ctx.offline)
       if not ok then fail("%s: row %d: %s", where, index, sql) end
       ctx.emit(sql, params)
@@ -540,8 +560,32 @@ function op.bulk_insert(t, rows, opts)
     local entry = cache[sig]
     if not entry then
       entry = { sql = (r:compile(t:insert():values(row), false)), names = names }
-      if ctx.raw then entry.stmt = ctx.raw:prepare(entry.sql) end
+      if ctx.raw and multirow then
+        -- PostgreSQL: many rows per statement, so a round trip carries
+        -- hundreds of rows (at most 65535 parameters a statement)
+        entry.per = math.max(1, math.min(MULTIROW, math.floor(65535 / math.max(1, #names))))
+        entry.head = entry.sql:match("^(.*VALUES%s*)%b()%s*$")
+        entry.tuple = "(" .. string.rep("?, ", #names - 1) .. "?)"
+        entry.params, entry.rows = { n = 0 }, 0
+      end
+      if ctx.raw and not entry.head then entry.stmt = ctx.raw:prepare(entry.sql) end
       cache[sig] = entry
+    end
+    if entry.head then
+      -- rows keep their order: another column set's pending rows go first
+      if pending and pending ~= entry then flush(pending) end
+      pending = entry
+      local params, base = entry.params, entry.params.n
+      for i, name in ipairs(names) do
+        local v = row[name]
+        if type(v) == "cdata" then v = ddl.cdata_integer(v) end
+        if v == sa.null then v = nil end
+        params[base + i] = v
+      end
+      params.n = base + #names
+      entry.rows = entry.rows + 1
+      if entry.rows == entry.per then flush(entry) end
+      return
     end
     local params = { n = #names }
     for i, name in ipairs(names) do
@@ -549,7 +593,9 @@ function op.bulk_insert(t, rows, opts)
       if type(v) == "cdata" then v = ddl.cdata_integer(v) end
       if v ~= sa.null then params[i] = v end
     end
+    if pending then flush(pending) end
     if entry.stmt then entry.stmt:run(params) else ctx.emit(entry.sql, params) end
+    if p then p:tick(1) end
   end
 
   local ok, err = pcall(function()
@@ -560,10 +606,13 @@ function op.bulk_insert(t, rows, opts)
       index = index + 1
       insert_row(index, row)
     end
+    if pending then flush(pending) end
   end)
   for _, entry in pairs(cache) do
     if entry.stmt then pcall(entry.stmt.close, entry.stmt) end
+    if entry.full then pcall(entry.full.close, entry.full) end
   end
+  if p then p:done() end
   if not ok then error(err, 0) end
 end
 
