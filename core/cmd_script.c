@@ -298,16 +298,22 @@ static int check_new_id(const lm_app *app, const char *id, lm_error *err)
 	return 0;
 }
 
-static const char *pick_version_dir(const lm_app *app, const lm_cli *cli, lm_error *err)
+/* The new revision's id (--rev-id or random, checked) and the version
+ * location it goes into (--version-path, needed when there are several). */
+static int new_id_and_folder(const lm_app *app, const lm_cli *cli, char id[64],
+	const char **dir, lm_error *err)
 {
-	if (cli->version_path)
-		return cli->version_path;
-	if (app->config.nversion_locations > 1) {
-		lm_error_set(err, LM_EUSAGE,
+	if (cli->rev_id)
+		snprintf(id, 64, "%s", cli->rev_id);
+	else
+		random_id(id);
+	*dir = cli->version_path;
+	if (!*dir && app->config.nversion_locations > 1)
+		return lm_error_set(err, LM_EUSAGE,
 			"several version locations are configured; name one with --version-path");
-		return NULL;
-	}
-	return app->config.version_locations[0];
+	if (!*dir)
+		*dir = app->config.version_locations[0];
+	return check_new_id(app, id, err);
 }
 
 int lm_cmd_revision(const lm_cli *cli, lm_error *err)
@@ -339,16 +345,8 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 		if (i < 64)
 			parent_ids[i] = lm_graph_id(app.graph, parents.revs[i]);
 	}
-	if (cli->rev_id)
-		snprintf(id, sizeof id, "%s", cli->rev_id);
-	else
-		random_id(id);
-	const char *dir = pick_version_dir(&app, cli, err);
-	if (!dir) {
-		rc = LM_EUSAGE;
-		goto done;
-	}
-	if ((rc = check_new_id(&app, id, err)) != 0)
+	const char *dir;
+	if ((rc = new_id_and_folder(&app, cli, id, &dir, err)) != 0)
 		goto done;
 	/* --depends-on: prefixes become full ids; branch labels stay as written */
 	const char *depends_on[64];
@@ -415,16 +413,8 @@ int lm_cmd_merge(const lm_cli *cli, lm_error *err)
 			cli->args[0], nparents, nparents == 1 ? "" : "s");
 		goto done;
 	}
-	if (cli->rev_id)
-		snprintf(id, sizeof id, "%s", cli->rev_id);
-	else
-		random_id(id);
-	const char *dir = pick_version_dir(&app, cli, err);
-	if (!dir) {
-		rc = LM_EUSAGE;
-		goto done;
-	}
-	if ((rc = check_new_id(&app, id, err)) != 0)
+	const char *dir;
+	if ((rc = new_id_and_folder(&app, cli, id, &dir, err)) != 0)
 		goto done;
 	new_revision r = {
 		.id = id,

@@ -323,7 +323,7 @@ done:
 int lm_cmd_show(const lm_cli *cli, lm_error *err)
 {
 	lm_app app;
-	lm_revs revs = {0}, rows = {0};
+	lm_revs revs = {0};
 	lm_buf b = {0};
 	int rc;
 	if ((rc = open_scripts(&app, cli, err)) != 0)
@@ -341,7 +341,6 @@ int lm_cmd_show(const lm_cli *cli, lm_error *err)
 done:
 	lm_buf_free(&b);
 	lm_revs_free(&revs);
-	lm_revs_free(&rows);
 	lm_app_close(&app);
 	return rc;
 }
