@@ -32,6 +32,13 @@ static void add_down(lm_buf *b, const lm_graph *g, int rev)
 	add_ids(b, g, parents, n);
 }
 
+/* depends_on as the file declares it (ids or branch labels), as Alembic shows it */
+static void add_depends_on(lm_buf *b, const lm_script *s)
+{
+	for (int i = 0; i < s->ndepends_on; i++)
+		lm_buf_printf(b, "%s%s", i ? ", " : "", s->depends_on[i]);
+}
+
 static void add_labels(lm_buf *b, const lm_graph *g, int rev)
 {
 	const char *const *labels;
@@ -55,12 +62,10 @@ static void add_short(lm_buf *b, const lm_app *app, int rev, int what,
 	const lm_graph *g = app->graph;
 	int flags = lm_graph_flags(g, rev);
 	if (what & SHOW_PARENTS) {
-		const int *deps;
-		int ndeps = lm_graph_dependencies(g, rev, &deps);
 		add_down(b, g, rev);
-		if (ndeps) {
+		if (app->scripts[rev].ndepends_on) {
 			lm_buf_puts(b, " (");
-			add_ids(b, g, deps, ndeps);
+			add_depends_on(b, &app->scripts[rev]);
 			lm_buf_puts(b, ")");
 		}
 		lm_buf_puts(b, " -> ");
@@ -96,8 +101,7 @@ static void add_long(lm_buf *b, const lm_app *app, int rev, const int *current,
 {
 	const lm_graph *g = app->graph;
 	int flags = lm_graph_flags(g, rev);
-	const int *deps, *children;
-	int ndeps = lm_graph_dependencies(g, rev, &deps);
+	const int *children;
 	int nchildren = lm_graph_children(g, rev, &children);
 	const char *const *labels;
 	lm_buf_printf(b, "Rev: %s%s%s%s%s\n", lm_graph_id(g, rev),
@@ -108,9 +112,9 @@ static void add_long(lm_buf *b, const lm_app *app, int rev, const int *current,
 	lm_buf_puts(b, flags & LM_REV_MERGE_POINT ? "Merges: " : "Parent: ");
 	add_down(b, g, rev);
 	lm_buf_puts(b, "\n");
-	if (ndeps) {
+	if (app->scripts[rev].ndepends_on) {
 		lm_buf_puts(b, "Also depends on: ");
-		add_ids(b, g, deps, ndeps);
+		add_depends_on(b, &app->scripts[rev]);
 		lm_buf_puts(b, "\n");
 	}
 	if (flags & LM_REV_BRANCH_POINT) {
@@ -149,7 +153,7 @@ static void add_json(lm_buf *b, const lm_app *app, int rev, const int *current,
 	int ncurrent)
 {
 	const lm_graph *g = app->graph;
-	const int *parents, *deps;
+	const int *parents;
 	const char *const *labels;
 	int flags = lm_graph_flags(g, rev), n;
 	char msg[512];
@@ -159,9 +163,13 @@ static void add_json(lm_buf *b, const lm_app *app, int rev, const int *current,
 	lm_buf_puts(b, ", \"down_revisions\": ");
 	n = lm_graph_parents(g, rev, &parents);
 	add_json_ids(b, g, parents, n);
-	lm_buf_puts(b, ", \"depends_on\": ");
-	n = lm_graph_dependencies(g, rev, &deps);
-	add_json_ids(b, g, deps, n);
+	lm_buf_puts(b, ", \"depends_on\": [");
+	for (int i = 0; i < app->scripts[rev].ndepends_on; i++) {
+		const char *dep = app->scripts[rev].depends_on[i];
+		lm_buf_puts(b, i ? ", " : "");
+		lm_buf_json(b, dep, strlen(dep));
+	}
+	lm_buf_puts(b, "]");
 	lm_buf_puts(b, ", \"branch_labels\": [");
 	n = lm_graph_labels(g, rev, &labels);
 	for (int i = 0; i < n; i++) {
@@ -219,23 +227,76 @@ static int open_scripts(lm_app *app, const lm_cli *cli, lm_error *err)
 	return rc ? rc : lm_app_load_scripts(app, err);
 }
 
+/* What `current` shows, as Alembic's get_all_current: of the rows and
+ * everything they stand on (through depends_on too), the revisions with no
+ * child among them. Usually the rows; a revision the rows depend on shows
+ * as an effective head of its own branch. *out is the caller's. */
+static int applied_branch_heads(const lm_graph *g, const lm_revs *rows, lm_revs *out)
+{
+	int n = lm_graph_count(g), top = 0, rc = 0;
+	char *applied = calloc((size_t)n + 1, 1);
+	int *stack = malloc(((size_t)n + 1) * sizeof *stack);
+	out->revs = malloc(((size_t)n + 1) * sizeof *out->revs);
+	out->n = 0;
+	if (!applied || !stack || !out->revs) {
+		rc = LM_ENOMEM;
+		goto done;
+	}
+	for (int i = 0; i < rows->n; i++)
+		if (!applied[rows->revs[i]]) {
+			applied[rows->revs[i]] = 1;
+			stack[top++] = rows->revs[i];
+		}
+	while (top > 0) {
+		const int *up;
+		int rev = stack[--top];
+		for (int pass = 0; pass < 2; pass++) {
+			int m = pass ? lm_graph_dependencies(g, rev, &up) : lm_graph_parents(g, rev, &up);
+			for (int j = 0; j < m; j++)
+				if (!applied[up[j]]) {
+					applied[up[j]] = 1;
+					stack[top++] = up[j];
+				}
+		}
+	}
+	for (int rev = 0; rev < n; rev++) {
+		const int *children;
+		int m = lm_graph_children(g, rev, &children), covered = 0;
+		for (int j = 0; j < m && !covered; j++)
+			covered = applied[children[j]];
+		if (applied[rev] && !covered)
+			out->revs[out->n++] = rev;
+	}
+done:
+	free(applied);
+	free(stack);
+	if (rc != 0)
+		lm_revs_free(out);
+	return rc;
+}
+
 int lm_cmd_current(const lm_cli *cli, lm_error *err)
 {
 	lm_app app;
-	lm_revs rows = {0};
+	lm_revs rows = {0}, shown = {0};
 	lm_buf b = {0};
 	int rc;
 	if ((rc = open_scripts(&app, cli, err)) != 0 ||
 		(rc = lm_app_connect(&app, err)) != 0 ||
 		(rc = lm_version_rows(&app, &rows, err)) != 0)
 		goto done;
+	if ((rc = applied_branch_heads(app.graph, &rows, &shown)) != 0) {
+		lm_error_set(err, rc, "out of memory");
+		goto done;
+	}
 	if (cli->verbose && !cli->json)
 		lm_buf_printf(&b, "Current revision(s) for %s:\n", app.url.display);
-	add_list(&b, &app, cli, rows.revs, rows.n, NULL, 0, SHOW_TREE);
+	add_list(&b, &app, cli, shown.revs, shown.n, NULL, 0, SHOW_TREE);
 	rc = print_buf(&b, err);
 done:
 	lm_buf_free(&b);
 	lm_revs_free(&rows);
+	lm_revs_free(&shown);
 	lm_app_close(&app);
 	return rc;
 }
@@ -335,8 +396,10 @@ int lm_cmd_show(const lm_cli *cli, lm_error *err)
 	} else if ((rc = lm_graph_resolve(app.graph, cli->args[0], NULL, 0, &revs, err)) != 0) {
 		goto done;
 	}
-	for (int i = 0; i < revs.n; i++)
+	for (int i = 0; i < revs.n; i++) {
 		add_long(&b, &app, revs.revs[i], NULL, 0);
+		lm_buf_puts(&b, "\n");
+	}
 	rc = print_buf(&b, err);
 done:
 	lm_buf_free(&b);
