@@ -14,10 +14,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "embedded.h"
 
@@ -51,25 +54,20 @@ static char *xstrdup(const char *s)
 
 static char *read_file(const char *path, size_t *size, lm_error *err)
 {
-	FILE *f = fopen(path, "rb");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 	char *buf = NULL;
-	long n;
-	if (!f) {
-		lm_error_set(err, LM_EFAIL, "cannot read '%s'", path);
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-		fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)n + 1)) ||
-		fread(buf, 1, (size_t)n, f) != (size_t)n) {
+	if (fd < 0 || fstat(fd, &st) != 0 || !(buf = malloc((size_t)st.st_size + 1)) ||
+		read(fd, buf, (size_t)st.st_size) != (ssize_t)st.st_size) {
 		free(buf);
 		buf = NULL;
 		lm_error_set(err, LM_EFAIL, "cannot read '%s'", path);
-		goto done;
+	} else {
+		buf[st.st_size] = '\0';
+		*size = (size_t)st.st_size;
 	}
-	buf[n] = '\0';
-	*size = (size_t)n;
-done:
-	fclose(f);
+	if (fd >= 0)
+		close(fd);
 	return buf;
 }
 
@@ -878,18 +876,156 @@ static int read_id_list(lua_State *L, int tbl, const char *path, const char *key
 	return rc;
 }
 
-int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err)
+/* ---- revision files ----------------------------------------------------- */
+
+/* Where the leading --[[ … ]] comment ends (text itself when there is none). */
+static const char *after_leading_doc(const char *text)
+{
+	const char *p = text;
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	if (strncmp(p, "--[", 3) != 0)
+		return text;
+	int level = 0;
+	for (p += 3; *p == '='; p++)
+		level++;
+	if (*p != '[')
+		return text;
+	for (p++; *p; p++) {
+		if (*p != ']')
+			continue;
+		const char *q = p + 1;
+		int l = 0;
+		while (*q == '=' && l < level) {
+			q++;
+			l++;
+		}
+		if (l == level && *q == ']')
+			return q + 1;
+	}
+	return text;
+}
+
+/* One literal string, "…" or '…' without escapes, into a new string. */
+static char *scan_string(const char **pp)
+{
+	const char *p = *pp;
+	char q = *p;
+	if (q != '"' && q != '\'')
+		return NULL;
+	const char *end = p + 1 + strcspn(p + 1, q == '"' ? "\"\\\n" : "'\\\n");
+	if (*end != q)
+		return NULL;
+	*pp = end + 1;
+	return strndup(p + 1, (size_t)(end - p - 1));
+}
+
+static const char *skip_spaces(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* nil, "a" or { "a", "b" } on one line. Returns 0 when it is something else. */
+static int scan_list(const char **pp, char ***out, int *count)
+{
+	const char *p = *pp;
+	if (strncmp(p, "nil", 3) == 0) {
+		*pp = p + 3;
+		return 1;
+	}
+	int braces = *p == '{';
+	if (braces)
+		p = skip_spaces(p + 1);
+	while (*p && *p != '}') {
+		char *item = scan_string(&p);
+		if (!item)
+			return 0;
+		char **grown = realloc(*out, (size_t)(*count + 2) * sizeof *grown);
+		if (!grown) {
+			free(item);
+			return 0;
+		}
+		*out = grown;
+		(*out)[(*count)++] = item;
+		if (!braces)
+			break;
+		p = skip_spaces(p);
+		if (*p == ',' || *p == ';')
+			p = skip_spaces(p + 1);
+		else if (*p != '}')
+			return 0;
+	}
+	if (braces && *p++ != '}')
+		return 0;
+	*pp = p;
+	return 1;
+}
+
+/* Reads a revision's attributes from its text without running it, when they
+ * are plain top-level assignments of literals (the shape `luamig revision`
+ * writes): `current`, `history` and `heads` over thousands of files then
+ * cost no Lua. Returns 0 (nothing kept) for anything else; the file then runs
+ * as Lua to read them. */
+static int scan_header(const char *text, lm_script *out)
+{
+	static const char *const keys[] = {"revision", "down_revision", "branch_labels",
+		"depends_on", "transactional"};
+	int seen[5] = {0}, ok = 1;
+	out->transactional = 1;
+	for (const char *line = after_leading_doc(text); ok && *line;) {
+		const char *eol = line + strcspn(line, "\n");
+		if (strncmp(line, "return", 6) == 0 || strncmp(line, "_G", 2) == 0 ||
+			strncmp(line, "setfenv", 7) == 0)
+			ok = 0; /* the attributes may come from elsewhere */
+		for (int k = 0; ok && k < 5; k++) {
+			size_t n = strlen(keys[k]);
+			const char *p = line;
+			if (strncmp(p, keys[k], n) != 0)
+				continue;
+			p = skip_spaces(p + n);
+			if (*p != '=' || p[1] == '=')
+				continue;
+			p = skip_spaces(p + 1);
+			if (seen[k]++) {
+				ok = 0;
+			} else if (k == 0) {
+				ok = (out->id = scan_string(&p)) != NULL && *out->id;
+			} else if (k == 4) {
+				if (strncmp(p, "false", 5) == 0) {
+					out->transactional = 0;
+					p += 5;
+				} else if (strncmp(p, "true", 4) == 0 || strncmp(p, "nil", 3) == 0) {
+					p += *p == 't' ? 4 : 3;
+				} else {
+					ok = 0;
+				}
+			} else {
+				char ***list = k == 1 ? &out->down : k == 2 ? &out->labels : &out->depends_on;
+				int *count = k == 1 ? &out->ndown : k == 2 ? &out->nlabels : &out->ndepends_on;
+				ok = scan_list(&p, list, count);
+			}
+			p = skip_spaces(p);
+			if (ok && *p == ';')
+				p = skip_spaces(p + 1);
+			if (ok && p < eol && *p != '\r' && strncmp(p, "--", 2) != 0)
+				ok = 0; /* more on the line than one assignment */
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	return ok && seen[0];
+}
+
+/* Runs a revision file, leaving the table of its attributes in s->ref.
+ * With read_attributes the attributes fill s; without, they must agree with
+ * what scan_header read. */
+static int run_script(lm_host *h, lm_script *s, const char *text, size_t size,
+	int read_attributes, lm_error *err)
 {
 	lua_State *L = h->L;
+	const char *path = s->path;
 	int top = lua_gettop(L), rc;
-	size_t size = 0;
-	char *text;
-	memset(out, 0, sizeof *out);
-	out->ref = LUA_NOREF;
-	if (!(text = read_file(path, &size, err)))
-		return LM_EFAIL;
-	out->path = strdup(path);
-	out->doc = leading_doc(text);
 	if ((rc = run_file(h, path, text, size, 1, err)) != 0)
 		goto done;
 	/* a file may return its attributes as a table instead of setting globals */
@@ -902,23 +1038,68 @@ int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *
 			"%s: no revision id: the file must set revision = \"<id>\"", path);
 		goto done;
 	}
-	out->id = strdup(lua_tostring(L, -1));
+	if (!read_attributes) {
+		if (strcmp(s->id, lua_tostring(L, -1)) != 0)
+			rc = lm_error_set(err, LM_EFAIL,
+				"%s: running the file set revision = \"%s\", not \"%s\" as written",
+				path, lua_tostring(L, -1), s->id);
+		goto keep;
+	}
+	s->id = strdup(lua_tostring(L, -1));
 	lua_pop(L, 1);
-	if ((rc = read_id_list(L, tbl, path, "down_revision", &out->down, &out->ndown, err)) ||
-		(rc = read_id_list(L, tbl, path, "depends_on", &out->depends_on, &out->ndepends_on, err)) ||
-		(rc = read_id_list(L, tbl, path, "branch_labels", &out->labels, &out->nlabels, err)))
+	if ((rc = read_id_list(L, tbl, path, "down_revision", &s->down, &s->ndown, err)) ||
+		(rc = read_id_list(L, tbl, path, "depends_on", &s->depends_on, &s->ndepends_on, err)) ||
+		(rc = read_id_list(L, tbl, path, "branch_labels", &s->labels, &s->nlabels, err)))
 		goto done;
 	lua_getfield(L, tbl, "transactional");
-	out->transactional = lua_isnil(L, -1) || lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	lua_pushvalue(L, tbl);
-	out->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	rc = 0;
+	s->transactional = lua_isnil(L, -1) || lua_toboolean(L, -1);
+keep:
+	if (rc == 0) {
+		lua_pushvalue(L, tbl);
+		s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
 done:
-	free(text);
 	lua_settop(L, top);
+	return rc;
+}
+
+int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err)
+{
+	size_t size = 0;
+	char *text;
+	int rc = 0;
+	memset(out, 0, sizeof *out);
+	out->ref = LUA_NOREF;
+	if (!(text = read_file(path, &size, err)))
+		return LM_EFAIL;
+	out->path = strdup(path);
+	out->doc = leading_doc(text);
+	if (!scan_header(text, out)) {
+		/* start over: the Lua run reads every attribute */
+		char *keep_path = out->path, *keep_doc = out->doc;
+		out->path = out->doc = NULL;
+		lm_script_free(h, out);
+		out->path = keep_path;
+		out->doc = keep_doc;
+		out->ref = LUA_NOREF;
+		rc = run_script(h, out, text, size, 1, err);
+	}
+	free(text);
 	if (rc != 0)
 		lm_script_free(h, out);
+	return rc;
+}
+
+int lm_host_prepare_script(lm_host *h, lm_script *s, lm_error *err)
+{
+	size_t size = 0;
+	char *text;
+	if (s->ref != LUA_NOREF)
+		return 0;
+	if (!(text = read_file(s->path, &size, err)))
+		return LM_EFAIL;
+	int rc = run_script(h, s, text, size, 0, err);
+	free(text);
 	return rc;
 }
 
@@ -933,7 +1114,7 @@ void lm_script_free(lm_host *h, lm_script *s)
 {
 	if (!s)
 		return;
-	if (h && s->ref != LUA_NOREF && s->ref != 0)
+	if (h && s->ref != LUA_NOREF && s->ref > 0)
 		luaL_unref(h->L, LUA_REGISTRYINDEX, s->ref);
 	free(s->path);
 	free(s->id);
@@ -944,12 +1125,14 @@ void lm_script_free(lm_host *h, lm_script *s)
 	memset(s, 0, sizeof *s);
 }
 
-int lm_host_run_script(lm_host *h, const lm_script *s, int upgrade, lm_error *err)
+int lm_host_run_script(lm_host *h, lm_script *s, int upgrade, lm_error *err)
 {
 	lua_State *L = h->L;
 	const char *fn = upgrade ? "upgrade" : "downgrade";
 	char chunk[4096];
 	int top = lua_gettop(L), rc;
+	if ((rc = lm_host_prepare_script(h, s, err)) != 0)
+		return rc;
 	snprintf(chunk, sizeof chunk, "@%s", s->path);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
 	lua_getfield(L, -1, fn);

@@ -54,7 +54,8 @@ typedef struct lm_script {
 	int nlabels;
 	char *doc;         /* owned: the leading --[[ … ]] comment, trimmed; "" if none */
 	int transactional; /* 0 when the file sets transactional = false */
-	int ref;           /* Lua registry reference of the table holding upgrade/downgrade */
+	int ref;           /* Lua registry reference of the table holding upgrade/downgrade;
+	                      LUA_NOREF until the file has run (lm_host_prepare_script) */
 } lm_script;
 
 int lm_host_new(lm_host **out, lm_error *err);
@@ -65,8 +66,13 @@ void lm_host_free(lm_host *h); /* accepts NULL */
 int lm_host_load_config(lm_host *h, const char *config_path,
 	const char *url_override, lm_config *out, lm_error *err);
 
-/* Loads one revision file into *out (zeroed first). */
+/* Loads one revision file into *out (zeroed first). Attributes written as
+ * plain literals are read from the text without running it. */
 int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err);
+
+/* Runs a revision file loaded from its text alone, so its upgrade() and
+ * downgrade() exist; a syntax error shows here. No-op once it has run. */
+int lm_host_prepare_script(lm_host *h, lm_script *s, lm_error *err);
 void lm_script_free(lm_host *h, lm_script *s); /* accepts NULL s; frees members */
 
 /* What a revision runs against. conn is NULL offline. x holds -x pairs as
@@ -87,7 +93,7 @@ int lm_host_set_context(lm_host *h, const lm_run_context *ctx, lm_error *err);
 
 /* Calls the revision's upgrade() (upgrade = 1) or downgrade(). On failure
  * the message is "<file>:<line>: <what went wrong>". */
-int lm_host_run_script(lm_host *h, const lm_script *s, int upgrade, lm_error *err);
+int lm_host_run_script(lm_host *h, lm_script *s, int upgrade, lm_error *err);
 
 /* Finalizes every statement a migration left open (conn:prepare, a
  * conn:rows loop left early). The runner calls it before each commit or

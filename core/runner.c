@@ -325,7 +325,7 @@ static int run_revision(run_state *rs, const lm_step *step, lm_error *err)
 {
 	lm_app *app = rs->app;
 	lm_conn *conn = app->conn;
-	const lm_script *s = &app->scripts[step->rev];
+	lm_script *s = &app->scripts[step->rev];
 	int rc;
 	if (rs->opt->sql) {
 		lm_buf line = {0};
@@ -456,6 +456,12 @@ int lm_migrate(lm_app *app, lm_migrate_kind kind, const char *const *targets,
 		.x = opt->x,
 		.nx = opt->nx,
 	};
+	/* every revision the plan runs is read first: a syntax error in the
+	 * third stops the command before the first runs */
+	for (int i = 0; i < plan.n; i++)
+		if (plan.steps[i].rev >= 0 &&
+			(rc = lm_host_prepare_script(app->host, &app->scripts[plan.steps[i].rev], err)) != 0)
+			goto done;
 	if ((rc = lm_host_set_context(app->host, &ctx, err)) != 0)
 		goto done;
 	rc = run_plan(&rs, &plan, rows.revs, rows.n, err);
