@@ -188,7 +188,11 @@ local function open_pg()
         JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_class ic ON ic.oid = i.indexrelid
         WHERE n.nspname = current_schema() AND c.relname = ? AND NOT i.indisprimary]], { t })) do
-      out[#out + 1] = { name = r.name, unique = r.unique, columns = split(r.columns) }
+      local columns = split(r.columns)
+      for i, c in ipairs(columns) do -- a plain column name comes back quoted when it needs quotes
+        columns[i] = c:match('^"(.*)"$') and c:sub(2, -2):gsub('""', '"') or c
+      end
+      out[#out + 1] = { name = r.name, unique = r.unique, columns = columns }
     end
     return sorted(out, function(x) return x.name end)
   end
