@@ -135,6 +135,16 @@ backend.each(function(b)
     assert.are.same({ { v = "o'k" } }, b.query('SELECT "select" AS v FROM "we""ird tab" WHERE "Id" = 1'))
   end)
 
+  it("keeps the version table in version_table_schema on postgresql", function()
+    if b.name ~= "postgresql" then return end
+    b.exec("CREATE SCHEMA meta")
+    cli.write(dir .. "/luamig.lua", 'return { version_table = "schema_version", version_table_schema = "meta" }\n')
+    upgrade([[op.create_table("t", sa.Column("id", sa.Integer, { primary_key = true }))]])
+    assert.are.same({ { v = "r1" } }, b.query("SELECT version_num AS v FROM meta.schema_version"))
+    assert.are.same({ "t" }, b.tables())
+    assert.are.equal("r1 (head)\n", b.run(dir, { "current" }).stdout)
+  end)
+
   it("bad calls name the operation, the argument and the migration line", function()
     cli.revision(dir, "001_bad", { revision = "r1", upgrade = [[
       op.create_table("t", sa.Column("id", sa.Integer, { primary_key = true }))
