@@ -42,9 +42,10 @@ backend.each(function(b)
     end)
     after_each(function() cli.rmtree(dir) end)
 
-    it("bulk_insert streams rows from an iterator", function()
-      local r = b.run(dir, { "upgrade", "head" })
+    it("bulk_insert streams rows from an iterator, with a progress line when asked", function()
+      local r = b.run(dir, { "upgrade", "head" }, { env = { LUAMIG_PROGRESS = "always" } })
       assert.are.equal(0, r.code, r.stderr)
+      assert.matches("luamig: op.bulk_insert users: " .. ROWS .. " rows\n", r.stderr, 1, true)
       assert.are.same({ { n = ROWS, actives = math.floor(ROWS / 3) } },
         b.query("SELECT count(*) AS n, count(status) AS actives FROM users"))
       assert.are.same({ { email = "User77@Mail2.EXAMPLE", status = nil } },

@@ -11,11 +11,12 @@ ffi.cdef("int isatty(int fd);")
 
 local progress = {}
 
-local enabled
+local enabled, always
 local function is_enabled()
   if enabled == nil then
     local mode = os.getenv("LUAMIG_PROGRESS")
-    if mode == "always" then enabled = true
+    always = mode == "always"
+    if always then enabled = true
     elseif mode == "never" then enabled = false
     else enabled = ffi.C.isatty(2) == 1 end
   end
@@ -46,9 +47,10 @@ function Progress:tick(n)
   end
 end
 
--- Ends the line; nothing is printed for work that finished before the first redraw.
+-- Ends the line; nothing is printed for work that finished before the first
+-- redraw, unless LUAMIG_PROGRESS=always (then the final count always shows).
 function Progress:done()
-  if self.shown then draw(self, true) end
+  if self.shown or (always and self.count > 0) then draw(self, true) end
   self.shown = false
 end
 
