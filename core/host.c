@@ -807,30 +807,39 @@ done:
 	return rc;
 }
 
-/* The leading block comment of a revision file (--[[ … ]] or --[=[ … ]=]),
- * trimmed: its first paragraph is the revision's message. */
-static char *leading_doc(const char *text)
+/* The leading block comment of a revision file (--[[ … ]] or --[=[ … ]=]):
+ * sets *body and *body_end around its text and returns where the comment ends, or
+ * returns NULL when the file does not start with one. */
+static const char *leading_comment(const char *text, const char **body,
+	const char **body_end)
 {
 	const char *p = text;
 	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
 		p++;
 	if (strncmp(p, "--[", 3) != 0)
-		return strdup("");
-	p += 3;
+		return NULL;
 	int level = 0;
-	while (*p == '=') {
+	for (p += 3; *p == '='; p++)
 		level++;
-		p++;
-	}
 	if (*p != '[')
-		return strdup("");
-	p++;
+		return NULL;
 	char close[16] = "]";
 	for (int i = 0; i < level && i < 10; i++)
 		strcat(close, "=");
 	strcat(close, "]");
-	const char *end = strstr(p, close);
+	const char *end = strstr(p + 1, close);
 	if (!end)
+		return NULL;
+	*body = p + 1;
+	*body_end = end;
+	return end + strlen(close);
+}
+
+/* The leading comment, trimmed: its first paragraph is the revision's message. */
+static char *leading_doc(const char *text)
+{
+	const char *p, *end;
+	if (!leading_comment(text, &p, &end))
 		return strdup("");
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
@@ -881,29 +890,8 @@ static int read_id_list(lua_State *L, int tbl, const char *path, const char *key
 /* Where the leading --[[ … ]] comment ends (text itself when there is none). */
 static const char *after_leading_doc(const char *text)
 {
-	const char *p = text;
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
-	if (strncmp(p, "--[", 3) != 0)
-		return text;
-	int level = 0;
-	for (p += 3; *p == '='; p++)
-		level++;
-	if (*p != '[')
-		return text;
-	for (p++; *p; p++) {
-		if (*p != ']')
-			continue;
-		const char *q = p + 1;
-		int l = 0;
-		while (*q == '=' && l < level) {
-			q++;
-			l++;
-		}
-		if (l == level && *q == ']')
-			return q + 1;
-	}
-	return text;
+	const char *body, *body_end, *end = leading_comment(text, &body, &body_end);
+	return end ? end : text;
 }
 
 /* One literal string, "…" or '…' without escapes, into a new string. */
