@@ -3,7 +3,8 @@
  * Relies on the sqlite3 C API. Unlike pysqlite, calling it directly gives
  * transactional DDL: a failing revision's CREATE TABLE rolls back too.
  * Foreign keys are enforced (PRAGMA foreign_keys=ON), as an application
- * would run them.
+ * would run them. One thread uses a connection, so SQLite's own mutexes are
+ * off (SQLITE_OPEN_NOMUTEX).
  */
 #include "driver.h"
 
@@ -112,7 +113,7 @@ static int sqlite_open(lm_conn **out, const lm_url *url, lm_error *err)
 		}
 	}
 	if (sqlite3_open_v2(url->path, &conn->db,
-		    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		rc = lm_error_set(err, LM_EFAIL, "cannot open sqlite database '%s': %s",
 			url->path, conn->db ? sqlite3_errmsg(conn->db) : "out of memory");
 		goto done;
