@@ -45,7 +45,7 @@ typedef struct lm_stmt lm_stmt; /* a driver's prepared statement */
 
 /* Versioned like sqlite3_io_methods: later versions only append members. */
 typedef struct lm_driver_methods {
-	int version; /* 1 */
+	int version; /* 2 */
 	const char *dialect; /* "sqlite", "postgresql" */
 
 	/* Opens *out from url. On failure *out is NULL and err says why (the
@@ -88,6 +88,27 @@ typedef struct lm_driver_methods {
 	 * a connection holding no lock. */
 	int (*lock)(lm_conn *c, const char *name, double timeout, lm_error *err);
 	void (*unlock)(lm_conn *c);
+
+	/* Version 2; each may be NULL. */
+
+	/* Runs the statement once per row of params: nrows rows of nparams
+	 * values, row after row. *changes gets the rows affected, summed; on
+	 * failure *failed is the 0-based row that failed. Rows before it have
+	 * run; inside a transaction, the database has aborted it. NULL: the
+	 * host binds and steps row by row. */
+	int (*exec_many)(lm_stmt *s, const lm_value *params, int nparams, int nrows,
+		int64_t *changes, int *failed, lm_error *err);
+
+	/* Bulk loading: copy_begin runs sql (the dialect's statement that
+	 * starts a load, e.g. COPY t (a, b) FROM STDIN), copy_row queues one row
+	 * of n values, copy_end sends what is left (or, with abort, makes the
+	 * database discard the load) and reports the outcome, with *failed
+	 * (0-based, -1 when unknown) the row an error concerns. After copy_begin
+	 * succeeded, copy_end must be called, also after a failed copy_row.
+	 * NULL: the database has no such path; the host inserts row by row. */
+	int (*copy_begin)(lm_conn *c, const char *sql, lm_error *err);
+	int (*copy_row)(lm_conn *c, const lm_value *row, int n, lm_error *err);
+	int (*copy_end)(lm_conn *c, int abort, int *failed, lm_error *err);
 } lm_driver_methods;
 
 struct lm_conn {
@@ -99,5 +120,12 @@ extern const lm_driver_methods lm_driver_pg;
 
 /* Opens a connection with the driver the URL's scheme names. */
 int lm_driver_open(lm_conn **out, const lm_url *url, lm_error *err);
+
+/* exec_many through the driver's own when it has one; lm_exec_rows binds
+ * and steps row by row. */
+int lm_exec_many(const lm_driver_methods *m, lm_stmt *s, const lm_value *params, int nparams,
+	int nrows, int64_t *changes, int *failed, lm_error *err);
+int lm_exec_rows(const lm_driver_methods *m, lm_stmt *s, const lm_value *params, int nparams,
+	int nrows, int64_t *changes, int *failed, lm_error *err);
 
 #endif

@@ -62,6 +62,7 @@
  * rollback keeps it and a dead runner's lock goes with its session).
  */
 #include "driver.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,10 +84,12 @@
 	X(PQcmdTuples) \
 	X(PQconnectdbParams) \
 	X(PQdescribePrepared) \
+	X(PQenterPipelineMode) \
 	X(PQerrorMessage) \
 	X(PQexec) \
 	X(PQexecParams) \
 	X(PQexecPrepared) \
+	X(PQexitPipelineMode) \
 	X(PQfinish) \
 	X(PQfname) \
 	X(PQfreemem) \
@@ -99,12 +102,16 @@
 	X(PQnfields) \
 	X(PQntuples) \
 	X(PQparameterStatus) \
+	X(PQpipelineSync) \
 	X(PQprepare) \
+	X(PQputCopyData) \
 	X(PQputCopyEnd) \
 	X(PQresStatus) \
 	X(PQresultErrorField) \
 	X(PQresultErrorMessage) \
 	X(PQresultStatus) \
+	X(PQsendQueryParams) \
+	X(PQsendQueryPrepared) \
 	X(PQsetNoticeProcessor) \
 	X(PQstatus) \
 	X(PQtransactionStatus) \
@@ -137,6 +144,8 @@ static int pq_load(lm_error *err)
 
 #define GUARD_MESSAGE "transaction control statements are not allowed in a migration: the runner commits each revision"
 #define FETCH_ROWS 1000
+#define PIPELINE_ROWS 1000    /* exec_many: statements sent before waiting for their results */
+#define COPY_CHUNK (64 * 1024) /* COPY: bytes gathered before they are sent */
 #define MAX_PARAMS 65535 /* the protocol's limit */
 
 /* Type OIDs (catalog/pg_type_d.h is a server header). */
@@ -162,6 +171,8 @@ typedef struct pg_conn {
 	unsigned nprepared; /* names server-side statements lm_stmt_N */
 	int locked;        /* lock() holds the advisory lock lock_key */
 	int64_t lock_key;
+	lm_buf copy;       /* COPY rows not yet sent */
+	int copy_error;    /* copy_row failed: copy_end ends the COPY with an error */
 } pg_conn;
 
 /* What a scan of SQL text found. */
@@ -793,6 +804,7 @@ static void pg_close(lm_conn *c)
 	if (!conn)
 		return;
 	pq.PQfinish(conn->pg);
+	lm_buf_free(&conn->copy);
 	free(conn);
 }
 
@@ -1012,37 +1024,37 @@ static int cursor_fetch(pg_stmt *s, lm_error *err)
 }
 
 /* A statement run a second time (a loop's INSERT or UPDATE) is prepared on
- * the server, so later runs skip parsing and planning. Failing to prepare
- * only costs that saving. */
-static void server_prepare(pg_stmt *s)
+ * the server, so later runs skip parsing and planning, with the parameter
+ * types bound now. Failing to prepare only costs that saving, except that
+ * it aborts an open transaction: the error goes to err (may be NULL). */
+static int server_prepare(pg_stmt *s, lm_error *err)
 {
 	pg_conn *conn = s->conn;
 	const pg_params *pp = &s->params;
 	char name[32];
 	Oid *types = NULL;
-	if (pq.PQtransactionStatus(conn->pg) == PQTRANS_INERROR ||
-		(pp->n && !(types = malloc((size_t)pp->n * sizeof *types))))
-		return;
+	if (pq.PQtransactionStatus(conn->pg) == PQTRANS_INERROR)
+		return pg_fail(conn, NULL, err);
+	if (pp->n && !(types = malloc((size_t)pp->n * sizeof *types)))
+		return no_memory(err);
 	if (pp->n)
 		memcpy(types, pp->types, (size_t)pp->n * sizeof *types);
 	snprintf(name, sizeof name, "lm_stmt_%u", ++conn->nprepared);
-	PGresult *res = pq.PQprepare(conn->pg, name, s->sql, pp->n, types);
-	int ok = pq.PQresultStatus(res) == PGRES_COMMAND_OK;
-	pq.PQclear(res);
+	int rc = pg_check(conn, pq.PQprepare(conn->pg, name, s->sql, pp->n, types), NULL, err);
 	pg_settle(conn, NULL);
-	if (!ok) {
+	if (rc != 0) {
 		free(types);
-		return;
+		return rc;
 	}
 	memcpy(s->prepared, name, sizeof name);
 	s->prepared_types = types;
+	return 0;
 }
 
-/* Whether the bound parameters have the types the statement was prepared
- * with (booleans and blobs are typed; the rest the server infers). */
-static int same_types(const pg_stmt *s)
+/* Whether pp has the types the statement was prepared with (booleans and
+ * blobs are typed; the rest the server infers). */
+static int same_types(const pg_stmt *s, const pg_params *pp)
 {
-	const pg_params *pp = &s->params;
 	return pp->n == 0 || memcmp(pp->types, s->prepared_types,
 		(size_t)pp->n * sizeof *pp->types) == 0;
 }
@@ -1076,8 +1088,8 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 		sql = declare;
 	}
 	if (!declare && ++s->runs == 2)
-		server_prepare(s);
-	if (!declare && s->prepared[0] && same_types(s))
+		server_prepare(s, NULL);
+	if (!declare && s->prepared[0] && same_types(s, pp))
 		rc = pg_check(conn, pq.PQexecPrepared(conn->pg, s->prepared, pp->n, pp->values,
 				pp->lengths, pp->formats, 0), &res, err);
 	else
@@ -1454,8 +1466,287 @@ static void pg_unlock(lm_conn *c)
 	conn->locked = 0;
 }
 
+/* ---- many rows: pipelines and COPY ------------------------------------- */
+
+/* Reads the results of `sent` pipelined statements, the first of them row
+ * `first`, and the sync that ends them: adds up the rows changed and keeps
+ * the first error and its row. */
+static int pipeline_collect(pg_conn *conn, int sent, int first, int64_t *changes, int *failed,
+	lm_error *err)
+{
+	int done = 0, rc = 0;
+	for (;;) {
+		PGresult *res = pq.PQgetResult(conn->pg);
+		if (!res) { /* the end of one statement's results */
+			if (++done > sent) { /* no sync is coming: the connection broke */
+				if (rc == 0)
+					rc = pg_fail(conn, NULL, err);
+				break;
+			}
+			continue;
+		}
+		ExecStatusType st = pq.PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			pq.PQclear(res);
+			break;
+		}
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			*changes += cmd_tuples(res);
+		} else if (st != PGRES_PIPELINE_ABORTED && rc == 0) {
+			*failed = first + done;
+			rc = pg_fail(conn, res, err);
+		}
+		pq.PQclear(res);
+	}
+	return rc;
+}
+
+/* Sends rows [start, end) as one pipeline chunk ended by a sync. */
+static int pipeline_send(pg_stmt *s, pg_params *pp, const lm_value *params, int nparams, int start,
+	int end, int *sent, int *failed, lm_error *err)
+{
+	pg_conn *conn = s->conn;
+	int rc = 0;
+	*sent = 0;
+	for (int r = start; r < end; r++) {
+		rc = params_set(pp, params + (size_t)r * (size_t)nparams, nparams, err);
+		if (rc == 0 && !(same_types(s, pp)
+			? pq.PQsendQueryPrepared(conn->pg, s->prepared, pp->n, pp->values, pp->lengths,
+				pp->formats, 0)
+			: pq.PQsendQueryParams(conn->pg, s->sql, pp->n, pp->types, pp->values, pp->lengths,
+				pp->formats, 0)))
+			rc = pg_fail(conn, NULL, err);
+		if (rc != 0) {
+			*failed = r;
+			break;
+		}
+		++*sent;
+	}
+	if (!pq.PQpipelineSync(conn->pg) && rc == 0)
+		rc = pg_fail(conn, NULL, err);
+	return rc;
+}
+
+/* exec_many in a transaction: the statement is prepared once, then sent in
+ * chunks of PIPELINE_ROWS, each ended by a sync. One chunk is in flight
+ * while the next is sent, so the server never waits for the client. The
+ * first error aborts the transaction, and the server skips the statements
+ * after it. */
+static int pipeline_run(pg_stmt *s, const lm_value *params, int nparams, int nrows,
+	int64_t *changes, int *failed, lm_error *err)
+{
+	pg_conn *conn = s->conn;
+	pg_params pp = { 0 };
+	int rc = 0, start = 0, flight_start = 0, flight_sent = -1; /* the chunk in flight; -1: none */
+	if (!pq.PQenterPipelineMode(conn->pg))
+		return pg_fail(conn, NULL, err);
+	do {
+		int sent = -1, sent_start = start;
+		if (rc == 0 && start < nrows) {
+			int end = nrows - start < PIPELINE_ROWS ? nrows : start + PIPELINE_ROWS;
+			rc = pipeline_send(s, &pp, params, nparams, start, end, &sent, failed, err);
+			start = end;
+		}
+		if (flight_sent >= 0) {
+			/* the chunk in flight holds earlier rows: its error comes first */
+			lm_error first_err = {0};
+			int first_failed = -1;
+			if (pipeline_collect(conn, flight_sent, flight_start, changes, &first_failed, &first_err) != 0) {
+				rc = first_err.code;
+				*failed = first_failed;
+				if (err)
+					*err = first_err;
+			}
+		}
+		flight_start = sent_start;
+		flight_sent = sent;
+	} while (flight_sent >= 0);
+	pq.PQexitPipelineMode(conn->pg);
+	params_clear(&pp);
+	return rc;
+}
+
+static int pg_exec_many(lm_stmt *st, const lm_value *params, int nparams, int nrows,
+	int64_t *changes, int *failed, lm_error *err)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	pg_conn *conn = s->conn;
+	int rc, settled;
+	*changes = 0;
+	*failed = -1;
+	stmt_reset(s);
+	if (nrows == 0)
+		return 0;
+	if (nparams != s->info.nparams)
+		return params_count_error(s->info.nparams, nparams, err);
+	if (conn->guard && s->info.txctl)
+		return lm_error_set(err, LM_EFAIL, GUARD_MESSAGE);
+	/* Outside a transaction every statement commits on its own; a
+	 * pipeline would make one implicit transaction of each batch. */
+	if (pq.PQtransactionStatus(conn->pg) != PQTRANS_INTRANS)
+		return lm_exec_rows(&lm_driver_pg, st, params, nparams, nrows, changes, failed, err);
+	if (!s->prepared[0]) {
+		if ((rc = params_set(&s->params, params, nparams, err)) != 0) {
+			*failed = 0;
+			return rc;
+		}
+		s->bound = 1;
+		if ((rc = server_prepare(s, err)) != 0) {
+			*failed = 0;
+			return rc;
+		}
+	}
+	rc = pipeline_run(s, params, nparams, nrows, changes, failed, err);
+	settled = pg_settle(conn, rc == 0 ? err : NULL);
+	return rc != 0 ? rc : settled;
+}
+
+/* Appends n bytes as a COPY text field: backslash, newline, carriage
+ * return and tab escaped. */
+static void copy_text(lm_buf *b, const char *p, size_t n)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		char esc;
+		switch (p[i]) {
+		case '\\': esc = '\\'; break;
+		case '\n': esc = 'n'; break;
+		case '\r': esc = 'r'; break;
+		case '\t': esc = 't'; break;
+		default: continue;
+		}
+		lm_buf_add(b, p + run, i - run);
+		lm_buf_add(b, (char[]){ '\\', esc }, 2);
+		run = i + 1;
+	}
+	lm_buf_add(b, p + run, n - run);
+}
+
+/* Appends an integer without printf, which is most of a row's cost. */
+static void copy_int(lm_buf *b, int64_t v)
+{
+	char tmp[24];
+	int i = sizeof tmp;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		tmp[--i] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	lm_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+/* Appends a double in the fewest digits that read back as the same value. */
+static void copy_float(lm_buf *b, double f)
+{
+	char tmp[32];
+	if (!isfinite(f)) {
+		format_float(tmp, sizeof tmp, f);
+	} else {
+		snprintf(tmp, sizeof tmp, "%.15g", f);
+		if (strtod(tmp, NULL) != f)
+			snprintf(tmp, sizeof tmp, "%.17g", f);
+	}
+	lm_buf_puts(b, tmp);
+}
+
+static int pg_copy_begin(lm_conn *c, const char *sql, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	PGresult *res = pq.PQexec(conn->pg, sql);
+	int rc;
+	conn->copy.len = 0;
+	conn->copy_error = 0;
+	if (res && pq.PQresultStatus(res) == PGRES_COPY_IN) {
+		pq.PQclear(res);
+		return 0;
+	}
+	rc = pg_check(conn, res, NULL, err);
+	if (rc == 0)
+		rc = lm_error_set(err, LM_EFAIL, "the statement did not start a copy from stdin");
+	pg_settle(conn, NULL);
+	return rc;
+}
+
+static int pg_copy_row(lm_conn *c, const lm_value *row, int n, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	lm_buf *b = &conn->copy;
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < n; i++) {
+		const lm_value *v = &row[i];
+		if (i > 0)
+			lm_buf_add(b, "\t", 1);
+		switch (v->type) {
+		case LM_NULL: lm_buf_add(b, "\\N", 2); break;
+		case LM_INT: copy_int(b, v->u.i); break;
+		case LM_BOOL: lm_buf_add(b, v->u.i ? "t" : "f", 1); break;
+		case LM_FLOAT: copy_float(b, v->u.f); break;
+		case LM_TEXT:
+			if (v->u.s.n > 0 && memchr(v->u.s.p, '\0', v->u.s.n)) {
+				conn->copy_error = 1;
+				return lm_error_set(err, LM_EFAIL,
+					"value %d: text holds a zero byte, which postgresql text cannot store; bind it as a blob",
+					i + 1);
+			}
+			copy_text(b, v->u.s.p, v->u.s.n);
+			break;
+		case LM_BLOB: /* bytea's hex form, its backslash escaped for COPY */
+			lm_buf_add(b, "\\\\x", 3);
+			for (size_t k = 0; k < v->u.s.n; k++) {
+				unsigned char ch = (unsigned char)v->u.s.p[k];
+				lm_buf_add(b, (char[]){ hex[ch >> 4], hex[ch & 15] }, 2);
+			}
+			break;
+		}
+	}
+	lm_buf_add(b, "\n", 1);
+	if (b->failed) {
+		conn->copy_error = 1;
+		return no_memory(err);
+	}
+	if (b->len >= COPY_CHUNK) {
+		if (pq.PQputCopyData(conn->pg, b->data, (int)b->len) != 1) {
+			conn->copy_error = 1;
+			return pg_fail(conn, NULL, err);
+		}
+		b->len = 0;
+	}
+	return 0;
+}
+
+static int pg_copy_end(lm_conn *c, int abort, int *failed, lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	lm_buf *b = &conn->copy;
+	PGresult *res;
+	int rc = 0;
+	*failed = -1;
+	conn->copy_error |= abort;
+	if (!conn->copy_error && b->len > 0 && pq.PQputCopyData(conn->pg, b->data, (int)b->len) != 1)
+		rc = pg_fail(conn, NULL, err);
+	b->len = 0;
+	if (pq.PQputCopyEnd(conn->pg, conn->copy_error || rc ? "luamig stopped the load" : NULL) != 1 &&
+		rc == 0)
+		rc = pg_fail(conn, NULL, err);
+	while ((res = pq.PQgetResult(conn->pg)) != NULL) {
+		if (rc == 0 && pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* the context names the line, which is the row: "COPY t, line 7, column ..." */
+			const char *where = pq.PQresultErrorField(res, PG_DIAG_CONTEXT);
+			const char *line = where ? strstr(where, ", line ") : NULL;
+			if (line)
+				*failed = atoi(line + 7) - 1;
+			rc = pg_fail(conn, res, err);
+		}
+		pq.PQclear(res);
+	}
+	conn->copy_error = 0;
+	int settled = pg_settle(conn, rc == 0 ? err : NULL);
+	return rc != 0 ? rc : settled;
+}
+
 const lm_driver_methods lm_driver_pg = {
-	.version = 1,
+	.version = 2,
 	.dialect = "postgresql",
 	.open = pg_open,
 	.close = pg_close,
@@ -1474,4 +1765,8 @@ const lm_driver_methods lm_driver_pg = {
 	.guard_transactions = pg_guard,
 	.lock = pg_lock,
 	.unlock = pg_unlock,
+	.exec_many = pg_exec_many,
+	.copy_begin = pg_copy_begin,
+	.copy_row = pg_copy_row,
+	.copy_end = pg_copy_end,
 };

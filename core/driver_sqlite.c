@@ -407,7 +407,7 @@ static int sqlite_guard(lm_conn *c, int on)
 }
 
 const lm_driver_methods lm_driver_sqlite = {
-	.version = 1,
+	.version = 2,
 	.dialect = "sqlite",
 	.open = sqlite_open,
 	.close = sqlite_close,

@@ -26,13 +26,19 @@
 
 #define CONN_MT "luamig.conn"
 #define STMT_MT "luamig.stmt"
+#define LOADER_MT "luamig.loader"
 
+/* A statement, or a loader (bulk_insert's fast path: rows of one column
+ * set, through COPY where the driver has it, else a prepared INSERT). */
 typedef struct host_stmt {
-	lm_stmt *stmt;                 /* owned; NULL once closed */
+	lm_stmt *stmt;                 /* owned; NULL once closed (and for a loader that copies) */
+	lm_conn *copy;                 /* a loader's connection while its COPY runs */
 	const lm_driver_methods *methods;
 	struct host_stmt *prev, *next; /* the host's list of open statements */
 	lm_host *host;
-	int ncols;                     /* -1 until the column names are cached */
+	int ncols;                     /* -1 until the column names are cached; a loader's columns */
+	int64_t first, rows;           /* a loader's first row number, rows it took */
+	lm_value *values;              /* owned: a loader's row, ncols values */
 } host_stmt;
 
 struct lm_host {
@@ -143,16 +149,39 @@ static void push_value(lua_State *L, const lm_value *v)
 	}
 }
 
-/* Reads the params table at idx into values (caller frees). Its length is
- * params.n when set, else the largest integer key, so nil holes bind NULL.
- * Strings stay borrowed from the table, which the caller keeps on the stack. */
-static int read_params(lua_State *L, int idx, lm_value **out, int *count)
+/* Reads a nil, boolean, number or string at idx into *v (a string stays
+ * borrowed from where Lua keeps it). Returns 1 for any other type. */
+static int to_value(lua_State *L, int idx, lm_value *v)
 {
-	*out = NULL;
-	*count = 0;
-	if (lua_isnoneornil(L, idx))
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL: v->type = LM_NULL; return 0;
+	case LUA_TBOOLEAN:
+		v->type = LM_BOOL;
+		v->u.i = lua_toboolean(L, idx);
 		return 0;
-	luaL_checktype(L, idx, LUA_TTABLE);
+	case LUA_TNUMBER: {
+		lua_Number d = lua_tonumber(L, idx);
+		if (d == floor(d) && fabs(d) < 9.2e18) {
+			v->type = LM_INT;
+			v->u.i = (int64_t)d;
+		} else {
+			v->type = LM_FLOAT;
+			v->u.f = d;
+		}
+		return 0;
+	}
+	case LUA_TSTRING:
+		v->type = LM_TEXT;
+		v->u.s.p = lua_tolstring(L, idx, &v->u.s.n);
+		return 0;
+	default: return 1;
+	}
+}
+
+/* A table's length for parameters: t.n when set, else the largest integer
+ * key, so nil holes bind NULL. */
+static int params_length(lua_State *L, int idx)
+{
 	int n = 0;
 	lua_getfield(L, idx, "n");
 	if (lua_isnumber(L, -1)) {
@@ -169,6 +198,19 @@ static int read_params(lua_State *L, int idx, lm_value **out, int *count)
 		}
 	}
 	lua_pop(L, 1);
+	return n;
+}
+
+/* Reads the params table at idx into values (caller frees). Strings stay
+ * borrowed from the table, which the caller keeps on the stack. */
+static int read_params(lua_State *L, int idx, lm_value **out, int *count)
+{
+	*out = NULL;
+	*count = 0;
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	int n = params_length(L, idx);
 	if (n == 0)
 		return 0;
 	lm_value *v = calloc((size_t)n, sizeof *v);
@@ -176,39 +218,41 @@ static int read_params(lua_State *L, int idx, lm_value **out, int *count)
 		return luaL_error(L, "out of memory");
 	for (int i = 0; i < n; i++) {
 		lua_rawgeti(L, idx, i + 1);
-		switch (lua_type(L, -1)) {
-		case LUA_TNIL: v[i].type = LM_NULL; break;
-		case LUA_TBOOLEAN:
-			v[i].type = LM_BOOL;
-			v[i].u.i = lua_toboolean(L, -1);
-			break;
-		case LUA_TNUMBER: {
-			lua_Number d = lua_tonumber(L, -1);
-			if (d == floor(d) && fabs(d) < 9.2e18) {
-				v[i].type = LM_INT;
-				v[i].u.i = (int64_t)d;
-			} else {
-				v[i].type = LM_FLOAT;
-				v[i].u.f = d;
-			}
-			break;
-		}
-		case LUA_TSTRING:
-			v[i].type = LM_TEXT;
-			v[i].u.s.p = lua_tolstring(L, -1, &v[i].u.s.n);
-			break;
-		default: {
+		if (to_value(L, -1, &v[i]) != 0) {
 			const char *tn = luaL_typename(L, -1);
 			free(v);
 			return luaL_error(L, "parameter %d is a %s; parameters are nil, booleans, numbers or strings",
 				i + 1, tn);
-		}
 		}
 		lua_pop(L, 1); /* the string stays alive in the table */
 	}
 	*out = v;
 	*count = n;
 	return 0;
+}
+
+/* to_value for rows of many values: also the null sentinel (sa.null, at
+ * null_idx) and, through the function at convert_idx, cdata integers, whose
+ * text is kept alive in the table at anchor_idx. */
+static int row_value(lua_State *L, int idx, lm_value *v, int null_idx, int convert_idx,
+	int anchor_idx)
+{
+	if (to_value(L, idx, v) == 0)
+		return 0;
+	if (lua_rawequal(L, idx, null_idx)) {
+		v->type = LM_NULL;
+		return 0;
+	}
+	if (lua_type(L, idx) != 10 /* LUA_TCDATA */ || !lua_isfunction(L, convert_idx))
+		return 1;
+	lua_pushvalue(L, convert_idx);
+	lua_pushvalue(L, idx);
+	lua_call(L, 1, 1);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, anchor_idx, (int)lua_objlen(L, anchor_idx) + 1);
+	int rc = lua_type(L, -1) == LUA_TSTRING ? to_value(L, -1, v) : 1;
+	lua_pop(L, 1);
+	return rc;
 }
 
 /* ---- luamig.stmt -------------------------------------------------------- */
@@ -226,11 +270,26 @@ static void stmt_unlink(host_stmt *s)
 
 static void stmt_close(host_stmt *s)
 {
-	if (!s->stmt)
-		return;
-	s->methods->finalize(s->stmt);
+	free(s->values);
+	s->values = NULL;
+	if (s->copy) { /* abandoned: discard the COPY so the connection is usable */
+		int failed;
+		s->methods->copy_end(s->copy, 1, &failed, NULL);
+		s->copy = NULL;
+	}
+	if (s->stmt)
+		s->methods->finalize(s->stmt);
 	s->stmt = NULL;
 	stmt_unlink(s);
+}
+
+static void stmt_track(host_stmt *s)
+{
+	lm_host *h = s->host;
+	s->next = h->open;
+	if (h->open)
+		h->open->prev = s;
+	h->open = s;
 }
 
 static host_stmt *check_stmt(lua_State *L)
@@ -319,6 +378,156 @@ static int l_stmt_run(lua_State *L)
 	return 1;
 }
 
+/* stmt:run_many(rows, null, convert): runs the statement once per row (an
+ * array of value arrays) and returns the rows affected. null is sa.null;
+ * convert turns a cdata integer into its text. */
+static int l_stmt_run_many(lua_State *L)
+{
+	host_stmt *s = check_stmt(L);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 4);
+	lua_newtable(L); /* 5: the anchor of converted values */
+	int nrows = (int)lua_objlen(L, 2), nparams = 0, failed = -1;
+	if (nrows == 0) {
+		lua_pushnumber(L, 0);
+		return 1;
+	}
+	lm_value *values = NULL; /* owned */
+	for (int r = 0; r < nrows; r++) {
+		lua_rawgeti(L, 2, r + 1);
+		int row = lua_gettop(L);
+		if (!lua_istable(L, row)) {
+			free(values);
+			return luaL_error(L, "row %d is a %s; each row is an array of values", r + 1,
+				luaL_typename(L, row));
+		}
+		int n = params_length(L, row);
+		if (r == 0) {
+			nparams = n;
+			if (!(values = calloc((size_t)nrows * (size_t)n + 1, sizeof *values)))
+				return luaL_error(L, "out of memory");
+		} else if (n != nparams) {
+			free(values);
+			return luaL_error(L, "row %d has %d values; row 1 has %d", r + 1, n, nparams);
+		}
+		for (int i = 0; i < n; i++) {
+			lua_rawgeti(L, row, i + 1);
+			if (row_value(L, lua_gettop(L), &values[(size_t)r * (size_t)n + (size_t)i], 3, 4, 5) != 0) {
+				const char *tn = luaL_typename(L, -1);
+				free(values);
+				return luaL_error(L, "row %d: value %d is a %s; values are nil, booleans, numbers, strings or sa.null",
+					r + 1, i + 1, tn);
+			}
+			lua_pop(L, 1); /* a string stays alive in its row */
+		}
+		lua_pop(L, 1);
+	}
+	int64_t changes = 0;
+	lm_error err = {0};
+	int rc = lm_exec_many(s->methods, s->stmt, values, nparams, nrows, &changes, &failed, &err);
+	free(values);
+	if (rc != 0) {
+		if (failed >= 0)
+			lm_error_prefix(&err, "row %d of %d: ", failed + 1, nrows);
+		return raise_error(L, &err);
+	}
+	lua_pushnumber(L, (lua_Number)changes);
+	return 1;
+}
+
+/* ---- luamig.loader ------------------------------------------------------ */
+
+static host_stmt *check_loader(lua_State *L)
+{
+	host_stmt *s = luaL_checkudata(L, 1, LOADER_MT);
+	if (!s->stmt && !s->copy)
+		luaL_error(L, "the loader is finished");
+	return s;
+}
+
+/* loader:put(row): loads a row whose keys are exactly the loader's columns,
+ * each a plain value, sa.null or a cdata integer, and returns true; returns
+ * false, loading nothing, for any other row (op.bulk_insert then takes its
+ * general path). */
+static int l_loader_put(lua_State *L)
+{
+	host_stmt *s = check_loader(L);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	lua_getfenv(L, 1);              /* 3: { column names..., null =, convert =, anchor = } */
+	lua_getfield(L, 3, "null");     /* 4 */
+	lua_getfield(L, 3, "convert");  /* 5 */
+	lua_getfield(L, 3, "anchor");   /* 6 */
+	int keys = 0;
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		lua_pop(L, 1);
+		if (++keys > s->ncols) {
+			lua_pop(L, 1);
+			break;
+		}
+	}
+	for (int i = 0; keys == s->ncols && i < s->ncols; i++) {
+		lua_rawgeti(L, 3, i + 1);
+		lua_rawget(L, 2);
+		if (lua_isnil(L, -1) || row_value(L, lua_gettop(L), &s->values[i], 4, 5, 6) != 0)
+			keys = -1;
+		lua_pop(L, 1); /* strings stay alive in the row or the anchor */
+	}
+	if (keys != s->ncols) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lm_error err = {0};
+	int rc;
+	if (s->copy) {
+		rc = s->methods->copy_row(s->copy, s->values, s->ncols, &err);
+	} else {
+		rc = s->methods->bind(s->stmt, s->values, s->ncols, &err);
+		while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
+			rc = 0;
+	}
+	if (lua_objlen(L, 6) > 0) {
+		lua_newtable(L);
+		lua_setfield(L, 3, "anchor");
+	}
+	if (rc != 0) {
+		lm_error_prefix(&err, "row %lld: ", (long long)(s->first + s->rows));
+		stmt_close(s);
+		return raise_error(L, &err);
+	}
+	s->rows++;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* loader:finish(): sends what is left; returns the rows loaded. */
+static int l_loader_finish(lua_State *L)
+{
+	host_stmt *s = check_loader(L);
+	lm_error err = {0};
+	int rc = 0, failed = -1;
+	if (s->copy) {
+		rc = s->methods->copy_end(s->copy, 0, &failed, &err);
+		s->copy = NULL;
+	}
+	stmt_close(s);
+	if (rc != 0) {
+		if (failed >= 0)
+			lm_error_prefix(&err, "row %lld: ", (long long)(s->first + failed));
+		return raise_error(L, &err);
+	}
+	lua_pushnumber(L, (lua_Number)s->rows);
+	return 1;
+}
+
+/* loader:close(): abandons the load (a COPY is discarded). */
+static int l_loader_close(lua_State *L)
+{
+	stmt_close(luaL_checkudata(L, 1, LOADER_MT));
+	return 0;
+}
+
 static int l_stmt_columns(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
@@ -383,10 +592,55 @@ static int l_conn_prepare(lua_State *L)
 	lua_setmetatable(L, -2);
 	if (c->methods->prepare(c, sql, &s->stmt, &err) != 0)
 		return raise_error(L, &err);
-	s->next = h->open;
-	if (h->open)
-		h->open->prev = s;
-	h->open = s;
+	stmt_track(s);
+	return 1;
+}
+
+/* raw:loader(insert_sql, copy_sql, names, first, null, convert): a loader of
+ * rows with exactly the columns names lists (see l_loader_put); copy_sql
+ * (or nil) starts the driver's bulk path, else insert_sql is prepared.
+ * first is the number of its first row, for errors. */
+static int l_conn_loader(lua_State *L)
+{
+	lm_conn *c = check_conn(L);
+	const char *insert = luaL_checkstring(L, 2);
+	const char *copy = luaL_optstring(L, 3, NULL);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	lua_Number first = luaL_checknumber(L, 5);
+	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
+	int ncols = (int)lua_objlen(L, 4);
+	lm_error err = {0};
+	lua_settop(L, 7);
+	host_stmt *s = lua_newuserdata(L, sizeof *s);
+	memset(s, 0, sizeof *s);
+	s->host = h;
+	s->methods = c->methods;
+	s->ncols = ncols;
+	s->first = (int64_t)first;
+	luaL_getmetatable(L, LOADER_MT);
+	lua_setmetatable(L, -2);
+	lua_createtable(L, ncols, 3);
+	for (int i = 1; i <= ncols; i++) {
+		lua_rawgeti(L, 4, i);
+		lua_rawseti(L, -2, i);
+	}
+	lua_pushvalue(L, 6);
+	lua_setfield(L, -2, "null");
+	lua_pushvalue(L, 7);
+	lua_setfield(L, -2, "convert");
+	lua_newtable(L);
+	lua_setfield(L, -2, "anchor");
+	lua_setfenv(L, -2);
+	if (!(s->values = calloc((size_t)ncols + 1, sizeof *s->values)))
+		return luaL_error(L, "out of memory");
+	if (copy && c->methods->version >= 2 && c->methods->copy_begin) {
+		if (c->methods->copy_begin(c, copy, &err) != 0)
+			return raise_error(L, &err);
+		s->copy = c;
+	} else if (c->methods->prepare(c, insert, &s->stmt, &err) != 0) {
+		return raise_error(L, &err);
+	}
+	stmt_track(s);
 	return 1;
 }
 
@@ -554,8 +808,8 @@ int lm_host_new(lm_host **out, lm_error *err)
 
 	static const luaL_Reg stmt_methods[] = {
 		{"bind", l_stmt_bind}, {"step", l_stmt_step}, {"run", l_stmt_run},
-		{"columns", l_stmt_columns}, {"close", l_stmt_close},
-		{"is_open", l_stmt_is_open}, {NULL, NULL},
+		{"run_many", l_stmt_run_many}, {"columns", l_stmt_columns},
+		{"close", l_stmt_close}, {"is_open", l_stmt_is_open}, {NULL, NULL},
 	};
 	luaL_newmetatable(L, STMT_MT);
 	lua_pushcfunction(L, l_stmt_close);
@@ -565,9 +819,21 @@ int lm_host_new(lm_host **out, lm_error *err)
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 
+	static const luaL_Reg loader_methods[] = {
+		{"put", l_loader_put}, {"finish", l_loader_finish}, {"close", l_loader_close},
+		{NULL, NULL},
+	};
+	luaL_newmetatable(L, LOADER_MT);
+	lua_pushcfunction(L, l_loader_close);
+	lua_setfield(L, -2, "__gc");
+	lua_newtable(L);
+	luaL_register(L, NULL, loader_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
 	static const luaL_Reg conn_methods[] = {
 		{"exec", l_conn_exec}, {"prepare", l_conn_prepare},
-		{"dialect", l_conn_dialect}, {NULL, NULL},
+		{"loader", l_conn_loader}, {"dialect", l_conn_dialect}, {NULL, NULL},
 	};
 	luaL_newmetatable(L, CONN_MT);
 	lua_newtable(L);

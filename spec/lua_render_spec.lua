@@ -704,50 +704,6 @@ describe("op.bulk_insert", function()
       sql("postgresql", function() op.bulk_insert(t, rows) end, { offline = true }))
   end)
 
-  it("reuses one prepared statement per column set online on sqlite", function()
-    local log = {}
-    local raw = {
-      prepare = function(_, s)
-        log[#log + 1] = "prepare " .. s
-        return {
-          run = function(_, params)
-            log[#log + 1] = { params[1], params[2], n = params.n }
-            return 1
-          end,
-          close = function() log[#log + 1] = "close" end,
-        }
-      end,
-    }
-    local out = run("sqlite", function()
-      op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = sa.null }, { id = 3 } })
-    end, { raw = raw })
-    assert.same({}, out)
-    assert.equal("prepare INSERT INTO t (id, name) VALUES (?, ?)", log[1])
-    assert.same({ 1, "a", n = 2 }, log[2])
-    assert.same({ 2, nil, n = 2 }, log[3])
-    assert.equal("prepare INSERT INTO t (id) VALUES (?)", log[4])
-    assert.same({ 3, n = 1 }, log[5])
-    assert.equal("close", log[6])
-    assert.equal("close", log[7])
-  end)
-
-  it("sends many rows per INSERT on postgresql, keeping their order", function()
-    local log = {}
-    local raw = {
-      exec = function(_, s, params) log[#log + 1] = { s, params } return 1 end,
-      prepare = function() error("not expected") end,
-    }
-    local out = run("postgresql", function()
-      op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = sa.null }, { id = 3 }, { id = 4, name = "d" } })
-    end, { raw = raw })
-    assert.same({}, out)
-    assert.same({
-      { "INSERT INTO t (id, name) VALUES (?, ?), (?, ?)", { 1, "a", 2, nil, n = 4 } },
-      { "INSERT INTO t (id) VALUES (?)", { 3, n = 1 } },
-      { "INSERT INTO t (id, name) VALUES (?, ?)", { 4, "d", n = 2 } },
-    }, log)
-  end)
-
   it("streams from an iterator, never calling it after its first nil", function()
     local calls = 0
     local function rows()
@@ -768,15 +724,6 @@ describe("op.bulk_insert", function()
       err_of("sqlite", function() op.bulk_insert(t, { { id = 1 }, { nope = 1 } }) end))
     assert.equal("op.bulk_insert: row 1: column 'name' holds a table; give a string, number, boolean or sa.null",
       err_of("sqlite", function() op.bulk_insert(t, { { name = { 1 } } }) end))
-  end)
-
-  it("closes prepared statements when a row fails", function()
-    local closed = 0
-    local raw = { prepare = function() return { run = function() error("UNIQUE constraint failed", 0) end,
-                                                close = function() closed = closed + 1 end } end }
-    assert.equal("UNIQUE constraint failed",
-      err_of("sqlite", function() op.bulk_insert(t, { { id = 1 } }) end, { raw = raw }))
-    assert.equal(1, closed)
   end)
 end)
 

@@ -14,7 +14,6 @@ local ddl = require("luamig.ddl")
 local conn = require("luamig.conn")
 local progress = require("luamig.progress")
 
-local MULTIROW = 500 -- rows per INSERT when bulk_insert batches them
 local batch = require("luamig.batch")
 
 local kind = sa.kind
@@ -493,7 +492,9 @@ local function plain_value(v)
 end
 
 -- op.bulk_insert(table, rows): rows is an array of row tables or an iterator returning one row per
--- call until nil. Online, rows with the same columns share one prepared statement.
+-- call until nil. Online, each run of rows with the same columns and plain values goes through one
+-- loader (host.c): COPY ... FROM STDIN on PostgreSQL, one prepared INSERT on SQLite. A row holding
+-- SQL expressions is inserted on its own; offline, every row is an INSERT with its values written in.
 function op.bulk_insert(t, rows, opts)
   local where = "op.bulk_insert"
   if kind(t) ~= "table" then
@@ -515,27 +516,19 @@ function op.bulk_insert(t, rows, opts)
   options(where, 3, opts, set { "multiinsert" })
   local s = state(where)
   local r, ctx = s.r, s.ctx
-  local cache = {} -- column signature -> { sql, names, stmt } or, multi-row, { head, tuple, per, params, rows, full }
-  local multirow = ctx.dialect == "postgresql"
   local p = progress.new("op.bulk_insert " .. t.name)
-  local pending -- the multi-row entry holding rows not yet sent
+  local loader -- takes the current run of rows with one column set
 
-  -- Sends the rows an entry holds as one INSERT (a prepared one when full).
-  local function flush(entry)
-    if entry.rows == 0 then return end
-    if entry.rows == entry.per then
-      entry.full = entry.full or ctx.raw:prepare(entry.head .. string.rep(entry.tuple .. ", ", entry.per - 1) .. entry.tuple)
-      entry.full:run(entry.params)
-    else
-      ctx.raw:exec(entry.head .. string.rep(entry.tuple .. ", ", entry.rows - 1) .. entry.tuple, entry.params)
-    end
-    if p then p:tick(entry.rows) end
-    entry.params, entry.rows = { n = 0 }, 0
+  local function finish()
+    local l = loader
+    loader = nil
+    if l then l:finish() end
   end
 
+  -- A row the loader did not take: checked, then inserted on its own or made the first of a new run.
   local function insert_row(index, row)
     if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
-    local names, all_plain = {}, true
+    local all_plain = true
     for key, v in pairs(row) do
       if type(key) ~= "string" or not t.c[key] then
         fail("%s: row %d: '%s' is not a column of table '%s'", where, index, tostring(key), t.name)
@@ -546,56 +539,22 @@ function op.bulk_insert(t, rows, opts)
       end
       all_plain = all_plain and plain_value(v)
     end
-    if ctx.offline or not all_plain then
-      if pending then flush(pending) end
+    finish()
+    if ctx.offline or not all_plain or not ctx.raw then
       local ok, sql, params = pcall(r.compile, r, t:insert():values(row), ctx.offline)
       if not ok then fail("%s: row %d: %s", where, index, sql) end
       ctx.emit(sql, params)
       return
     end
+    local names = {}
     for _, col in ipairs(t.columns) do
       if row[col.name] ~= nil then names[#names + 1] = col.name end
     end
-    local sig = table.concat(names, "\0")
-    local entry = cache[sig]
-    if not entry then
-      entry = { sql = (r:compile(t:insert():values(row), false)), names = names }
-      if ctx.raw and multirow then
-        -- PostgreSQL: many rows per statement, so a round trip carries
-        -- hundreds of rows (at most 65535 parameters a statement)
-        entry.per = math.max(1, math.min(MULTIROW, math.floor(65535 / math.max(1, #names))))
-        entry.head = entry.sql:match("^(.*VALUES%s*)%b()%s*$")
-        entry.tuple = "(" .. string.rep("?, ", #names - 1) .. "?)"
-        entry.params, entry.rows = { n = 0 }, 0
-      end
-      if ctx.raw and not entry.head then entry.stmt = ctx.raw:prepare(entry.sql) end
-      cache[sig] = entry
-    end
-    if entry.head then
-      -- rows keep their order: another column set's pending rows go first
-      if pending and pending ~= entry then flush(pending) end
-      pending = entry
-      local params, base = entry.params, entry.params.n
-      for i, name in ipairs(names) do
-        local v = row[name]
-        if type(v) == "cdata" then v = ddl.cdata_integer(v) end
-        if v == sa.null then v = nil end
-        params[base + i] = v
-      end
-      params.n = base + #names
-      entry.rows = entry.rows + 1
-      if entry.rows == entry.per then flush(entry) end
-      return
-    end
-    local params = { n = #names }
-    for i, name in ipairs(names) do
-      local v = row[name]
-      if type(v) == "cdata" then v = ddl.cdata_integer(v) end
-      if v ~= sa.null then params[i] = v end
-    end
-    if pending then flush(pending) end
-    if entry.stmt then entry.stmt:run(params) else ctx.emit(entry.sql, params) end
-    if p then p:tick(1) end
+    local sql = r:compile(t:insert():values(row), false)
+    local target = ctx.dialect == "postgresql" and sql:match("^INSERT INTO (.-) VALUES %b()%s*$")
+    loader = ctx.raw:loader(sql, target and ("COPY " .. target .. " FROM STDIN") or nil, names, index,
+      sa.null, ddl.cdata_integer)
+    assert(loader:put(row), "the loader refused the row it was made for")
   end
 
   local ok, err = pcall(function()
@@ -604,16 +563,17 @@ function op.bulk_insert(t, rows, opts)
       local row = next_row()
       if row == nil then break end
       index = index + 1
-      insert_row(index, row)
+      if not (loader and loader:put(row)) then insert_row(index, row) end
+      if p then p:tick(1) end
     end
-    if pending then flush(pending) end
+    finish()
   end)
-  for _, entry in pairs(cache) do
-    if entry.stmt then pcall(entry.stmt.close, entry.stmt) end
-    if entry.full then pcall(entry.full.close, entry.full) end
-  end
+  if loader then loader:close() end
   if p then p:done() end
-  if not ok then error(err, 0) end
+  if not ok then
+    if type(err) == "string" and err:match("^row %d+: ") then err = where .. ": " .. err end
+    error(err, 0)
+  end
 end
 
 -- op.inline_literal(v): a value always written into the SQL text, never bound.

@@ -903,10 +903,16 @@ def scenario_D(opts):
     lua = """  op.add_column("users", sa.Column("domain", sa.String(255)))
   local conn = op.get_bind()
   local update = conn:prepare("UPDATE users SET email = ?, domain = ? WHERE id = ?")
+  local batch = {}
   for row in conn:rows("SELECT id, email FROM users") do
     local email = row.email:lower()
-    update:execute({ email, email:match("@(.*)$"), row.id })
-  end"""
+    batch[#batch + 1] = { email, email:match("@(.*)$"), row.id }
+    if #batch == 10000 then
+      update:execute_many(batch)
+      batch = {}
+    end
+  end
+  update:execute_many(batch)"""
     py = """    op.add_column("users", sa.Column("domain", sa.String(255)))
     conn = op.get_bind()
     update = sa.text("UPDATE users SET email = :email, domain = :domain WHERE id = :id")

@@ -1,0 +1,155 @@
+-- The bulk paths on both backends: op.bulk_insert's loader (COPY on
+-- PostgreSQL, one prepared INSERT on SQLite) and executemany
+-- (stmt:execute_many, conn:execute with an array of rows; a pipeline on
+-- PostgreSQL). Values must arrive exactly, rows in their order, and an error
+-- must name the row and leave nothing behind.
+local cli = require("spec.helpers.cli")
+local backend = require("spec.helpers.backend")
+
+local create = [[
+  local t = op.create_table("t",
+    sa.Column("seq", sa.Integer, { primary_key = true, autoincrement = true }),
+    sa.Column("id", sa.Integer),
+    sa.Column("name", sa.Text, { nullable = false, server_default = "none" }),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("f", sa.Float),
+    sa.Column("big", sa.BigInteger))
+]]
+
+-- Text COPY must escape: tab, newline, carriage return, backslash, and a
+-- backslash-N that is a string, not NULL.
+local awkward = { "a\tb", "line1\nline2", "cr\rlf", [[back\slash]], [[\N]], "", "é ü 中", "x" }
+
+backend.each(function(b)
+  describe(b.name, function()
+    local dir
+    before_each(function() dir = cli.project() end)
+    after_each(function() cli.rmtree(dir) end)
+
+    it("bulk_insert stores awkward values exactly and keeps the order of mixed rows", function()
+      local lines = {}
+      for i, s in ipairs(awkward) do
+        lines[#lines + 1] = ("{ id = %d, name = %q, flag = %s, f = %s, big = %s },"):format(
+          i, s, i % 2 == 0 and "true" or "false", i == 1 and "0.1" or (i == 2 and "1/3" or "1e300"),
+          i == 1 and "9007199254740993LL" or "sa.null")
+      end
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local rows = {
+          ]] .. table.concat(lines, "\n          ") .. [[
+
+          { id = 100 },                                  -- another column set: name gets its default
+          { id = 101, name = sa.func.upper("shout") },   -- an expression: inserted on its own
+          { id = 102, name = "back to plain" },
+        }
+        op.bulk_insert(t, rows)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      local got = b.query("SELECT id, name FROM t ORDER BY seq")
+      local want_ids = {}
+      for i = 1, #awkward do want_ids[i] = i end
+      for _, id in ipairs({ 100, 101, 102 }) do want_ids[#want_ids + 1] = id end
+      local ids = {}
+      for i, row in ipairs(got) do ids[i] = row.id end
+      assert.are.same(want_ids, ids)
+      for i, s in ipairs(awkward) do
+        assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE id = ? AND name = ?", { i, s }),
+          "row " .. i .. " holds " .. got[i].name:gsub("\n", "\\n"))
+      end
+      assert.are.same({ { name = "none" } }, b.query("SELECT name FROM t WHERE id = 100"))
+      assert.are.same({ { name = "SHOUT" } }, b.query("SELECT name FROM t WHERE id = 101"))
+      assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE f = 0.1 AND id = 1"))
+      assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE f > 1e299 AND id = 3"))
+      assert.are.same({ { n = 1 } },
+        b.query("SELECT count(*) AS n FROM t WHERE big = 9007199254740993 AND id = 1 AND flag = " ..
+          b.pick { sqlite = "0", postgresql = "false" }))
+      assert.are.same({ { n = #awkward - 1 } }, b.query("SELECT count(*) AS n FROM t WHERE big IS NULL AND id <= 8"))
+    end)
+
+    it("bulk_insert: a row the database refuses is named, and nothing is kept", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local i = 0
+        op.bulk_insert(t, function()
+          i = i + 1
+          if i > 5000 then return nil end
+          return { id = i, name = i == 4321 and sa.null or ("n" .. i) }
+        end)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: op.bulk_insert: row 4321: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
+      assert.are.same({}, b.tables())
+    end)
+
+    it("bulk_insert: an error in the row iterator half way leaves nothing and the next run works", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local i = 0
+        op.bulk_insert(t, function()
+          i = i + 1
+          if i == 3000 and not os.getenv("LOAD_ALL") then error("generator broke at " .. i) end
+          if i > 4000 then return nil end
+          return { id = i, name = "n" .. i }
+        end)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: generator broke at 3000", r.stderr)
+      assert.are.same({}, b.tables())
+      r = b.run(dir, { "upgrade", "head" }, { env = { LOAD_ALL = "1" } })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ { n = 4000 } }, b.query("SELECT count(*) AS n FROM t"))
+    end)
+
+    it("stmt:execute_many and conn:execute with an array of rows run once per row", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = "b" }, { id = 3, name = "c" } })
+        local conn = op.get_bind()
+        local ins = conn:prepare("INSERT INTO t (id, name, big) VALUES (?, ?, ?)")
+        local rows = {}
+        for i = 10, 2509 do rows[#rows + 1] = { i, "m" .. i, i % 2 == 0 and sa.null or i } end
+        assert(ins:execute_many(rows) == 2500)
+        ins:close()
+        local changed = conn:execute("UPDATE t SET name = :name WHERE id = :id",
+          { { id = 1, name = "one" }, { id = 2, name = "two" }, { id = 99999, name = "nobody" } })
+        assert(changed == 2, "changed " .. tostring(changed))
+        local named = conn:prepare(sa.text("UPDATE t SET flag = :flag WHERE id = :id"))
+        assert(named:execute_many({ { id = 3, flag = true } }) == 1)
+        named:close()
+        assert(conn:execute("DELETE FROM t WHERE id = ?", { { 2508 }, { 2509 } }) == 2)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ { n = 2499, nulls = 1250 } },
+        b.query("SELECT count(*) AS n, count(*) - count(big) AS nulls FROM t WHERE id >= 10 OR id = 3"))
+      assert.are.same({ { id = 1, name = "one" }, { id = 2, name = "two" } },
+        b.query("SELECT id, name FROM t WHERE id < 3 ORDER BY id"))
+      assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE id = 3 AND flag = " ..
+        b.pick { sqlite = "1", postgresql = "true" }))
+    end)
+
+    it("execute_many: the failing row is named, rows before it are not kept", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        conn_rows = {}
+        for i = 1, 3000 do conn_rows[i] = { i, "v" .. i } end
+        conn_rows[2345][2] = sa.null
+        local ins = op.get_bind():prepare("INSERT INTO t (id, name) VALUES (?, ?)")
+        ins:execute_many(conn_rows)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: row 2345 of 3000: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
+      assert.are.same({}, b.tables())
+    end)
+
+    it("execute_many refuses rows of different lengths and values it cannot bind", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local ins = op.get_bind():prepare("INSERT INTO t (id, name) VALUES (?, ?)")
+        ins:execute_many({ { 1, "a" }, { 2 } })]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: row 2 has 1 values; row 1 has 2", r.stderr)
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local ins = op.get_bind():prepare("INSERT INTO t (id, name) VALUES (?, ?)")
+        ins:execute_many({ { 1, "a" }, { 2, {} } })]] })
+      r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: row 2: value 2 is a table", r.stderr)
+      assert.are.same({}, b.tables())
+    end)
+  end)
+end)
