@@ -1636,10 +1636,30 @@ static void copy_int(lm_buf *b, int64_t v)
 	lm_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-/* Appends a double in the fewest digits that read back as the same value. */
+/* Appends a double as text that reads back as the same value. A number
+ * with at most 6 decimals, the usual case, is printed from an integer: k
+ * / 1e6 is correctly rounded, as the server's reading of the text is, so
+ * the check below proves the round trip; others take printf's way. */
 static void copy_float(lm_buf *b, double f)
 {
 	char tmp[32];
+	double k = rint(f * 1e6);
+	if (fabs(k) < 1e15 && k / 1e6 == f) {
+		int64_t whole = (int64_t)k / 1000000, frac = (int64_t)fabs(k) % 1000000;
+		if (k < 0 && whole == 0)
+			lm_buf_add(b, "-", 1);
+		copy_int(b, whole);
+		if (frac) {
+			int digits = 6;
+			while (frac % 10 == 0) {
+				frac /= 10;
+				digits--;
+			}
+			int n = snprintf(tmp, sizeof tmp, ".%0*" PRId64, digits, frac);
+			lm_buf_add(b, tmp, (size_t)n);
+		}
+		return;
+	}
 	if (!isfinite(f)) {
 		format_float(tmp, sizeof tmp, f);
 	} else {

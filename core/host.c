@@ -387,46 +387,35 @@ static int l_stmt_run_many(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 4);
 	lua_newtable(L); /* 5: the anchor of converted values */
+	lua_pushnil(L);  /* 6: the values, a userdata so that an error unwinding frees them */
 	int nrows = (int)lua_objlen(L, 2), nparams = 0, failed = -1;
-	if (nrows == 0) {
-		lua_pushnumber(L, 0);
-		return 1;
-	}
-	lm_value *values = NULL; /* owned */
+	lm_value *values = NULL;
 	for (int r = 0; r < nrows; r++) {
 		lua_rawgeti(L, 2, r + 1);
 		int row = lua_gettop(L);
-		if (!lua_istable(L, row)) {
-			free(values);
+		if (!lua_istable(L, row))
 			return luaL_error(L, "row %d is a %s; each row is an array of values", r + 1,
 				luaL_typename(L, row));
-		}
 		int n = params_length(L, row);
 		if (r == 0) {
 			nparams = n;
-			if (!(values = calloc((size_t)nrows * (size_t)n + 1, sizeof *values)))
-				return luaL_error(L, "out of memory");
+			values = lua_newuserdata(L, ((size_t)nrows * (size_t)n + 1) * sizeof *values);
+			lua_replace(L, 6);
 		} else if (n != nparams) {
-			free(values);
 			return luaL_error(L, "row %d has %d values; row 1 has %d", r + 1, n, nparams);
 		}
 		for (int i = 0; i < n; i++) {
 			lua_rawgeti(L, row, i + 1);
-			if (row_value(L, lua_gettop(L), &values[(size_t)r * (size_t)n + (size_t)i], 3, 4, 5) != 0) {
-				const char *tn = luaL_typename(L, -1);
-				free(values);
+			if (row_value(L, lua_gettop(L), &values[(size_t)r * (size_t)n + (size_t)i], 3, 4, 5) != 0)
 				return luaL_error(L, "row %d: value %d is a %s; values are nil, booleans, numbers, strings or sa.null",
-					r + 1, i + 1, tn);
-			}
+					r + 1, i + 1, luaL_typename(L, -1));
 			lua_pop(L, 1); /* a string stays alive in its row */
 		}
 		lua_pop(L, 1);
 	}
 	int64_t changes = 0;
 	lm_error err = {0};
-	int rc = lm_exec_many(s->methods, s->stmt, values, nparams, nrows, &changes, &failed, &err);
-	free(values);
-	if (rc != 0) {
+	if (nrows > 0 && lm_exec_many(s->methods, s->stmt, values, nparams, nrows, &changes, &failed, &err) != 0) {
 		if (failed >= 0)
 			lm_error_prefix(&err, "row %d of %d: ", failed + 1, nrows);
 		return raise_error(L, &err);

@@ -99,7 +99,7 @@ end
 function Prepared.execute_many(self, rows)
   local where = "stmt:execute_many"
   if type(rows) ~= "table" or kind(rows) then fail("%s: argument 1 must be an array of rows", where) end
-  if self._names and is_map(rows[1]) then
+  if is_map(rows[1]) then
     local arrays = {}
     for i, row in ipairs(rows) do arrays[i] = prepared_params(self, where, row) end
     rows = arrays

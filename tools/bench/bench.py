@@ -903,13 +903,14 @@ def scenario_D(opts):
     lua = """  op.add_column("users", sa.Column("domain", sa.String(255)))
   local conn = op.get_bind()
   local update = conn:prepare("UPDATE users SET email = ?, domain = ? WHERE id = ?")
-  local batch = {}
+  local batch, n = {}, 0
   for row in conn:rows("SELECT id, email FROM users") do
     local email = row.email:lower()
-    batch[#batch + 1] = { email, email:match("@(.*)$"), row.id }
-    if #batch == 10000 then
+    n = n + 1
+    batch[n] = { email, email:match("@(.*)$"), row.id }
+    if n == 10000 then
       update:execute_many(batch)
-      batch = {}
+      batch, n = {}, 0
     end
   end
   update:execute_many(batch)"""
@@ -1697,7 +1698,8 @@ before the run: `sqlite3` `.import --csv` into the created table, `psql` `\\copy
     "D": """
 A `users` table of N rows (id, email in mixed case, name) is copied from a template before each run.
 The revision adds a `domain` column, reads every row with `conn:rows`, lower-cases the email and derives
-the domain in Lua, and writes both back through one prepared `UPDATE … WHERE id = ?`. Alembic's revision
+the domain in Lua, and writes both back through one prepared `UPDATE … WHERE id = ?`, sent in
+`stmt:execute_many` batches of 10,000 rows. Alembic's revision
 does the same in Python, sending the updates in executemany batches of 10,000. The floor is one SQL
 `UPDATE users SET email = lower(email), domain = …` after the same `ALTER TABLE`, in one transaction.""",
     "E": """
