@@ -5,9 +5,10 @@
  *
  * Each revision file runs in its own environment whose globals are the
  * revision's attributes, with `op` and `sa` preloaded and the standard
- * library visible through __index. The raw connection ("luamig.conn") and
- * its statements ("luamig.stmt") are userdata; statements are tracked so
- * the runner can finalize them before a transaction ends.
+ * library visible through __index. The raw connection ("luamig.conn"), its
+ * statements ("luamig.stmt") and op.bulk_insert's loaders ("luamig.loader")
+ * are userdata; statements and loaders are tracked so the runner can
+ * finalize them before a transaction ends.
  */
 #include "host.h"
 
