@@ -540,6 +540,18 @@ static int l_stmt_close(lua_State *L)
 	return 0;
 }
 
+/* Makes the metatable of a userdata class: methods, and gc as __gc. */
+static void register_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
+{
+	luaL_newmetatable(L, name);
+	lua_pushcfunction(L, gc);
+	lua_setfield(L, -2, "__gc");
+	lua_newtable(L);
+	luaL_register(L, NULL, methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
+
 /* ---- luamig.conn -------------------------------------------------------- */
 
 static lm_conn *check_conn(lua_State *L)
@@ -801,25 +813,13 @@ int lm_host_new(lm_host **out, lm_error *err)
 		{"run_many", l_stmt_run_many}, {"columns", l_stmt_columns},
 		{"close", l_stmt_close}, {"is_open", l_stmt_is_open}, {NULL, NULL},
 	};
-	luaL_newmetatable(L, STMT_MT);
-	lua_pushcfunction(L, l_stmt_close);
-	lua_setfield(L, -2, "__gc");
-	lua_newtable(L);
-	luaL_register(L, NULL, stmt_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	register_class(L, STMT_MT, stmt_methods, l_stmt_close);
 
 	static const luaL_Reg loader_methods[] = {
 		{"put", l_loader_put}, {"finish", l_loader_finish}, {"close", l_loader_close},
 		{NULL, NULL},
 	};
-	luaL_newmetatable(L, LOADER_MT);
-	lua_pushcfunction(L, l_loader_close);
-	lua_setfield(L, -2, "__gc");
-	lua_newtable(L);
-	luaL_register(L, NULL, loader_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	register_class(L, LOADER_MT, loader_methods, l_loader_close);
 
 	static const luaL_Reg conn_methods[] = {
 		{"exec", l_conn_exec}, {"prepare", l_conn_prepare},
