@@ -435,14 +435,16 @@ static host_stmt *check_loader(lua_State *L)
 	return s;
 }
 
-/* loader:put(row): loads a row whose keys are exactly the loader's columns,
- * each a plain value, sa.null or a cdata integer, and returns true; returns
- * false, loading nothing, for any other row (op.bulk_insert then takes its
- * general path). */
+/* loader:put(row[, number]): loads a row whose keys are exactly the
+ * loader's columns, each a plain value, sa.null or a cdata integer, and
+ * returns true; returns false, loading nothing, for any other row
+ * (op.bulk_insert then takes its general path). number is the row's, for
+ * an error (default: the next after the loader's last). */
 static int l_loader_put(lua_State *L)
 {
 	host_stmt *s = check_loader(L);
 	luaL_checktype(L, 2, LUA_TTABLE);
+	int64_t number = (int64_t)luaL_optnumber(L, 3, (lua_Number)(s->first + s->rows));
 	lua_settop(L, 2);
 	lua_getfenv(L, 1);              /* 3: { column names..., null =, convert =, anchor = } */
 	lua_getfield(L, 3, "null");     /* 4 */
@@ -482,7 +484,7 @@ static int l_loader_put(lua_State *L)
 		lua_setfield(L, 3, "anchor");
 	}
 	if (rc != 0) {
-		lm_error_prefix(&err, "row %lld: ", (long long)(s->first + s->rows));
+		lm_error_prefix(&err, "row %lld: ", (long long)number);
 		stmt_close(s);
 		return raise_error(L, &err);
 	}

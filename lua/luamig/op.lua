@@ -517,15 +517,20 @@ function op.bulk_insert(t, rows, opts)
   local s = state(where)
   local r, ctx = s.r, s.ctx
   local p = progress.new("op.bulk_insert " .. t.name)
-  local loader -- takes the current run of rows with one column set
+  -- On PostgreSQL a loader is a COPY, which must end before anything else runs: a row with other
+  -- keys ends it. On SQLite a loader is a prepared INSERT: each column set keeps its own open.
+  local copying = ctx.dialect == "postgresql"
+  local loader, loaders = nil, {} -- the current one; SQLite's by column set
 
-  local function finish()
-    local l = loader
-    loader = nil
-    if l then l:finish() end
+  local function end_copy()
+    local l = copying and loader
+    if l then
+      loader = nil
+      l:finish()
+    end
   end
 
-  -- A row the loader did not take: checked, then inserted on its own or made the first of a new run.
+  -- A row the loader did not take: checked, then inserted on its own or handed to another loader.
   local function insert_row(index, row)
     if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
     local all_plain = true
@@ -539,7 +544,7 @@ function op.bulk_insert(t, rows, opts)
       end
       all_plain = all_plain and plain_value(v)
     end
-    finish()
+    end_copy()
     if ctx.offline or not all_plain or not ctx.raw then
       local ok, sql, params = pcall(r.compile, r, t:insert():values(row), ctx.offline)
       if not ok then fail("%s: row %d: %s", where, index, sql) end
@@ -550,11 +555,16 @@ function op.bulk_insert(t, rows, opts)
     for _, col in ipairs(t.columns) do
       if row[col.name] ~= nil then names[#names + 1] = col.name end
     end
-    local sql = r:compile(t:insert():values(row), false)
-    local target = ctx.dialect == "postgresql" and sql:match("^INSERT INTO (.-) VALUES %b()%s*$")
-    loader = ctx.raw:loader(sql, target and ("COPY " .. target .. " FROM STDIN") or nil, names, index,
-      sa.null, ddl.cdata_integer)
-    assert(loader:put(row), "the loader refused the row it was made for")
+    local key = table.concat(names, "\0")
+    loader = loaders[key]
+    if not loader then
+      local sql = r:compile(t:insert():values(row), false)
+      local target = copying and sql:match("^INSERT INTO (.-) VALUES %b()%s*$")
+      loader = ctx.raw:loader(sql, target and ("COPY " .. target .. " FROM STDIN") or nil, names, index,
+        sa.null, ddl.cdata_integer)
+      if not copying then loaders[key] = loader end
+    end
+    assert(loader:put(row, index), "the loader refused the row it was made for")
   end
 
   local ok, err = pcall(function()
@@ -563,12 +573,17 @@ function op.bulk_insert(t, rows, opts)
       local row = next_row()
       if row == nil then break end
       index = index + 1
-      if not (loader and loader:put(row)) then insert_row(index, row) end
+      if not (loader and loader:put(row, index)) then insert_row(index, row) end
       if p then p:tick(1) end
     end
-    finish()
+    end_copy()
+    for k, l in pairs(loaders) do
+      loaders[k] = nil
+      l:finish()
+    end
   end)
   if loader then loader:close() end
+  for _, l in pairs(loaders) do l:close() end
   if p then p:done() end
   if not ok then
     if type(err) == "string" and err:match("^row %d+: ") then err = where .. ": " .. err end
