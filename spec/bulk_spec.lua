@@ -85,6 +85,15 @@ backend.each(function(b)
       assert.are.same({}, b.tables())
     end)
 
+    it("bulk_insert: rows whose keys alternate keep their numbers in errors", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2 }, { id = 3, name = "c" }, { id = 4, name = sa.null } })]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: op.bulk_insert: row 4: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
+      assert.are.same({}, b.tables())
+    end)
+
     it("bulk_insert: an error in the row iterator half way leaves nothing and the next run works", function()
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         local i = 0
