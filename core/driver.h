@@ -109,6 +109,10 @@ typedef struct lm_driver_methods {
 	int (*copy_begin)(lm_conn *c, const char *sql, lm_error *err);
 	int (*copy_row)(lm_conn *c, const lm_value *row, int n, lm_error *err);
 	int (*copy_end)(lm_conn *c, int abort, int *failed, lm_error *err);
+
+	/* Whether the statement's next step talks to the database (a step
+	 * served from rows already read does not). NULL: every step may. */
+	int (*step_needs_conn)(lm_stmt *s);
 } lm_driver_methods;
 
 struct lm_conn {

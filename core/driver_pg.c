@@ -1466,6 +1466,14 @@ static void pg_unlock(lm_conn *c)
 	conn->locked = 0;
 }
 
+static int pg_step_needs_conn(lm_stmt *st)
+{
+	pg_stmt *s = (pg_stmt *)st;
+	if (s->state == ST_READY)
+		return 1;
+	return s->state == ST_ROWS && s->cursor[0] && s->row + 1 >= pq.PQntuples(s->res);
+}
+
 /* ---- many rows: pipelines and COPY ------------------------------------- */
 
 /* Reads the results of `sent` pipelined statements, the first of them row
@@ -1789,4 +1797,5 @@ const lm_driver_methods lm_driver_pg = {
 	.copy_begin = pg_copy_begin,
 	.copy_row = pg_copy_row,
 	.copy_end = pg_copy_end,
+	.step_needs_conn = pg_step_needs_conn,
 };

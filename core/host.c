@@ -33,13 +33,17 @@
  * set, through COPY where the driver has it, else a prepared INSERT). */
 typedef struct host_stmt {
 	lm_stmt *stmt;                 /* owned; NULL once closed (and for a loader that copies) */
-	lm_conn *copy;                 /* a loader's connection while its COPY runs */
 	const lm_driver_methods *methods;
 	struct host_stmt *prev, *next; /* the host's list of open statements */
 	lm_host *host;
 	int ncols;                     /* -1 until the column names are cached; a loader's columns */
-	int64_t first, rows;           /* a loader's first row number, rows it took */
-	lm_value *values;              /* owned: a loader's row, ncols values */
+	/* a loader's */
+	lm_conn *conn;
+	char *copy_sql;                /* owned: its COPY statement; NULL when it inserts through stmt */
+	int copying;                   /* its COPY is open (see pause_copy) */
+	int64_t copy_first;            /* the number of the open COPY's first row */
+	int64_t first, rows;           /* its first row's number, rows it took */
+	lm_value *values;              /* owned: one row, ncols values */
 } host_stmt;
 
 struct lm_host {
@@ -49,6 +53,7 @@ struct lm_host {
 	lm_run_context ctx;   /* current context; borrowed pointers */
 	int has_ctx;
 	host_stmt *open;      /* statements not yet finalized */
+	host_stmt *copying;   /* the loader whose COPY is open, if any */
 	const char *chunk;    /* "@path" of the migration running now, for error positions */
 };
 
@@ -269,18 +274,32 @@ static void stmt_unlink(host_stmt *s)
 	s->prev = s->next = NULL;
 }
 
+/* Ends a loader's open COPY (with abort, the database discards it); an
+ * error names the row it concerns. */
+static int copy_stop(host_stmt *s, int abort, lm_error *err)
+{
+	int failed = -1, rc;
+	if (!s->copying)
+		return 0;
+	s->copying = 0;
+	if (s->host->copying == s)
+		s->host->copying = NULL;
+	rc = s->methods->copy_end(s->conn, abort, &failed, err);
+	if (rc != 0 && failed >= 0)
+		lm_error_prefix(err, "row %lld: ", (long long)(s->copy_first + failed));
+	return rc;
+}
+
 static void stmt_close(host_stmt *s)
 {
-	free(s->values);
-	s->values = NULL;
-	if (s->copy) { /* abandoned: discard the COPY so the connection is usable */
-		int failed;
-		s->methods->copy_end(s->copy, 1, &failed, NULL);
-		s->copy = NULL;
-	}
+	copy_stop(s, 1, NULL);
 	if (s->stmt)
 		s->methods->finalize(s->stmt);
 	s->stmt = NULL;
+	free(s->copy_sql);
+	s->copy_sql = NULL;
+	free(s->values);
+	s->values = NULL;
 	stmt_unlink(s);
 }
 
@@ -308,9 +327,23 @@ static int raise_error(lua_State *L, const lm_error *err)
 	return lua_error(L);
 }
 
+/* A COPY holds the connection until it ends, so before any other command
+ * the open one is ended; its loader starts another at its next row. (A
+ * bulk_insert iterator may read through the connection it loads into.) */
+static void pause_copy(lua_State *L, lm_host *h)
+{
+	lm_error err = {0};
+	host_stmt *s = h->copying;
+	if (s && copy_stop(s, 0, &err) != 0) {
+		stmt_close(s);
+		raise_error(L, &err);
+	}
+}
+
 static int l_stmt_bind(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
+	pause_copy(L, s->host);
 	lm_value *params;
 	int n;
 	lm_error err = {0};
@@ -339,6 +372,9 @@ static void cache_columns(lua_State *L, host_stmt *s)
 static int l_stmt_step(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
+	if (s->host->copying && (s->methods->version < 2 || !s->methods->step_needs_conn ||
+			s->methods->step_needs_conn(s->stmt)))
+		pause_copy(L, s->host);
 	lm_error err = {0};
 	int rc = s->methods->step(s->stmt, &err);
 	if (rc < 0)
@@ -365,6 +401,7 @@ static int l_stmt_step(lua_State *L)
 static int l_stmt_run(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
+	pause_copy(L, s->host);
 	lm_value *params;
 	int n, rc;
 	lm_error err = {0};
@@ -385,6 +422,7 @@ static int l_stmt_run(lua_State *L)
 static int l_stmt_run_many(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
+	pause_copy(L, s->host);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 4);
 	lua_newtable(L); /* 5: the anchor of converted values */
@@ -430,7 +468,7 @@ static int l_stmt_run_many(lua_State *L)
 static host_stmt *check_loader(lua_State *L)
 {
 	host_stmt *s = luaL_checkudata(L, 1, LOADER_MT);
-	if (!s->stmt && !s->copy)
+	if (!s->stmt && !s->copy_sql)
 		luaL_error(L, "the loader is finished");
 	return s;
 }
@@ -471,9 +509,19 @@ static int l_loader_put(lua_State *L)
 		return 1;
 	}
 	lm_error err = {0};
-	int rc;
-	if (s->copy) {
-		rc = s->methods->copy_row(s->copy, s->values, s->ncols, &err);
+	int rc = 0;
+	if (s->copy_sql) {
+		if (!s->copying) {
+			pause_copy(L, s->host); /* another loader's */
+			rc = s->methods->copy_begin(s->conn, s->copy_sql, &err);
+			if (rc == 0) {
+				s->copying = 1;
+				s->copy_first = number;
+				s->host->copying = s;
+			}
+		}
+		if (rc == 0)
+			rc = s->methods->copy_row(s->conn, s->values, s->ncols, &err);
 	} else {
 		rc = s->methods->bind(s->stmt, s->values, s->ncols, &err);
 		while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
@@ -493,22 +541,15 @@ static int l_loader_put(lua_State *L)
 	return 1;
 }
 
-/* loader:finish(): sends what is left; returns the rows loaded. */
+/* loader:finish(): sends what is left; returns the rows it took. */
 static int l_loader_finish(lua_State *L)
 {
 	host_stmt *s = check_loader(L);
 	lm_error err = {0};
-	int rc = 0, failed = -1;
-	if (s->copy) {
-		rc = s->methods->copy_end(s->copy, 0, &failed, &err);
-		s->copy = NULL;
-	}
+	int rc = copy_stop(s, 0, &err);
 	stmt_close(s);
-	if (rc != 0) {
-		if (failed >= 0)
-			lm_error_prefix(&err, "row %lld: ", (long long)(s->first + failed));
+	if (rc != 0)
 		return raise_error(L, &err);
-	}
 	lua_pushnumber(L, (lua_Number)s->rows);
 	return 1;
 }
@@ -523,6 +564,7 @@ static int l_loader_close(lua_State *L)
 static int l_stmt_columns(lua_State *L)
 {
 	host_stmt *s = check_stmt(L);
+	pause_copy(L, s->host);
 	if (s->ncols < 0)
 		cache_columns(L, s);
 	lua_getfenv(L, 1);
@@ -567,6 +609,7 @@ static lm_conn *check_conn(lua_State *L)
 static int l_conn_exec(lua_State *L)
 {
 	lm_conn *c = check_conn(L);
+	pause_copy(L, lua_touserdata(L, lua_upvalueindex(1)));
 	const char *sql = luaL_checkstring(L, 2);
 	lm_value *params;
 	int n;
@@ -586,6 +629,7 @@ static int l_conn_prepare(lua_State *L)
 	lm_conn *c = check_conn(L);
 	const char *sql = luaL_checkstring(L, 2);
 	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
+	pause_copy(L, h);
 	lm_error err = {0};
 	host_stmt *s = lua_newuserdata(L, sizeof *s);
 	memset(s, 0, sizeof *s);
@@ -614,12 +658,14 @@ static int l_conn_loader(lua_State *L)
 	lm_host *h = lua_touserdata(L, lua_upvalueindex(1));
 	int ncols = (int)lua_objlen(L, 4);
 	lm_error err = {0};
+	pause_copy(L, h);
 	lua_settop(L, 7);
 	host_stmt *s = lua_newuserdata(L, sizeof *s);
 	memset(s, 0, sizeof *s);
 	s->host = h;
 	s->methods = c->methods;
 	s->ncols = ncols;
+	s->conn = c;
 	s->first = (int64_t)first;
 	luaL_getmetatable(L, LOADER_MT);
 	lua_setmetatable(L, -2);
@@ -638,9 +684,8 @@ static int l_conn_loader(lua_State *L)
 	if (!(s->values = calloc((size_t)ncols + 1, sizeof *s->values)))
 		return luaL_error(L, "out of memory");
 	if (copy && c->methods->version >= 2 && c->methods->copy_begin) {
-		if (c->methods->copy_begin(c, copy, &err) != 0)
-			return raise_error(L, &err);
-		s->copy = c;
+		if (!(s->copy_sql = strdup(copy)))
+			return luaL_error(L, "out of memory");
 	} else if (c->methods->prepare(c, insert, &s->stmt, &err) != 0) {
 		return raise_error(L, &err);
 	}
@@ -665,6 +710,7 @@ static int l_emit(lua_State *L)
 	lm_error err = {0};
 	if (!h->has_ctx)
 		return luaL_error(L, "op.* can only be called while a revision runs");
+	pause_copy(L, h);
 	read_params(L, 2, &params, &n);
 	int rc = h->ctx.sink.emit(h->ctx.sink.ud, sql, params, n, &err);
 	free(params);

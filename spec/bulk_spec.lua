@@ -112,6 +112,69 @@ backend.each(function(b)
       assert.are.same({ { n = 4000 } }, b.query("SELECT count(*) AS n FROM t"))
     end)
 
+    it("bulk_insert from an iterator that reads the same connection", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        op.bulk_insert(t, function() return nil end)
+        op.execute("INSERT INTO t (id, name) SELECT g, 'n' || g FROM (" .. ]] ..
+        b.pick { sqlite = "\"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 3000) SELECT g FROM s\"",
+                 postgresql = "\"SELECT generate_series(1, 3000) AS g\"" } .. [[ .. ") x")
+        local copy = op.create_table("copy", sa.Column("id", sa.Integer), sa.Column("name", sa.Text))
+        local rows = op.get_bind():rows("SELECT id, name FROM t ORDER BY id")
+        op.bulk_insert(copy, function()
+          local row = rows()
+          return row and { id = row.id * 10, name = row.name:upper() }
+        end)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ { n = 3000, top = 30000 } }, b.query("SELECT count(*) AS n, max(id) AS top FROM copy"))
+      assert.are.same({ { name = "N77" } }, b.query("SELECT name FROM copy WHERE id = 770"))
+    end)
+
+    it("bulk_update rewrites rows read from the same connection, by key, the later row winning", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local i = 0
+        op.bulk_insert(t, function()
+          i = i + 1
+          return i <= 25000 and { id = i, name = "User" .. i .. "@Mail" .. (i % 7) .. ".ORG" } or nil
+        end)
+        op.create_index("ix_t_id", "t", { "id" }, { unique = true })
+        local keyed = sa.table("t", sa.column("id", sa.Integer), sa.column("name", sa.Text), sa.column("f", sa.Float),
+          sa.column("flag", sa.Boolean))
+        local rows = op.get_bind():rows("SELECT id, name FROM t ORDER BY id")
+        op.bulk_update(keyed, function()
+          local row = rows()
+          if not row then return nil end
+          return { id = row.id, name = row.name:lower(), f = row.id / 4 }
+        end)
+        op.bulk_update(keyed, {
+          { id = 1, name = "first" }, { id = 1, name = "second" },           -- the later wins
+          { id = 2, flag = true }, { id = 3, name = sa.func.upper("x") },    -- other columns; an expression
+          { id = 999999, name = "nobody" },
+        })]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ { n = 25000 - 2 } },
+        b.query("SELECT count(*) AS n FROM t WHERE name = lower(name) AND name LIKE 'user%@mail_.org' AND f = id / 4.0"))
+      assert.are.same({ { id = 1, name = "second" }, { id = 2, name = "user2@mail2.org" }, { id = 3, name = "X" } },
+        b.query("SELECT id, name FROM t WHERE id <= 3 ORDER BY id"))
+      assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE flag = " .. b.pick { sqlite = "1", postgresql = "true" }))
+    end)
+
+    it("bulk_update: a value the database refuses fails the revision with nothing kept", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = "b" }, { id = 3, name = "c" } })
+        op.bulk_update(t, { { seq = 1, name = "x" }, { seq = 2, name = sa.null } })]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: op.bulk_update: rows? [%d to ]+: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
+      assert.are.same({}, b.tables())
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        op.bulk_update(t, { { name = "no key" } })]] })
+      r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: op.bulk_update: row 1: the key column 'seq' has no value", r.stderr)
+    end)
+
     it("stmt:execute_many and conn:execute with an array of rows run once per row", function()
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = "b" }, { id = 3, name = "c" } })

@@ -727,6 +727,28 @@ describe("op.bulk_insert", function()
   end)
 end)
 
+describe("op.bulk_update", function()
+  local t = sa.table("t", sa.column("id", sa.Integer), sa.column("name", sa.String), sa.column("n", sa.Integer))
+
+  it("writes one literal UPDATE per row offline, keyed by id unless told", function()
+    assert.equal("UPDATE t SET name='o''k' WHERE t.id = 1;\n\nUPDATE t SET name=NULL, n=2 WHERE t.id = 2;\n\n",
+      sql("sqlite", function() op.bulk_update(t, { { id = 1, name = "o'k" }, { id = 2, name = sa.null, n = 2 } }) end,
+        { offline = true }))
+    assert.equal("UPDATE t SET id=5 WHERE t.name = 'a' AND t.n = 1;\n\n",
+      sql("postgresql", function() op.bulk_update(t, { { id = 5, name = "a", n = 1 } }, { key = { "name", "n" } }) end,
+        { offline = true }))
+  end)
+
+  it("names the row and the option that is wrong", function()
+    assert.equal("op.bulk_update: row 2: the key column 'id' has no value",
+      err_of("sqlite", function() op.bulk_update(t, { { id = 1, name = "a" }, { name = "b" } }) end, { offline = true }))
+    assert.equal("op.bulk_update: row 1: no column to set besides the key",
+      err_of("sqlite", function() op.bulk_update(t, { { id = 1 } }) end, { offline = true }))
+    assert.equal("op.bulk_update: the key column 'nope' is not a column of table 't'",
+      err_of("sqlite", function() op.bulk_update(t, {}, { key = "nope" }) end, { offline = true }))
+  end)
+end)
+
 describe("op.get_context, op.get_bind and the connection", function()
   it("get_context exposes dialect, offline and -x", function()
     local ctx

@@ -491,6 +491,45 @@ local function plain_value(v)
   return kind(v) == nil or v == sa.null
 end
 
+-- The rows of bulk_insert and bulk_update as an iterator: an array or an iterator function.
+local function row_source(where, rows)
+  if type(rows) == "function" then return rows end
+  if type(rows) == "table" and kind(rows) == nil then
+    local i, count = 0, rows.n or #rows
+    return function()
+      i = i + 1
+      if i > count then return nil end
+      return rows[i]
+    end
+  end
+  fail("%s: argument 2 must be an array of rows or an iterator function", where)
+end
+
+-- Checks a row of column = value; returns whether every value is plain (no SQL expression).
+local function check_row(where, t, index, row)
+  if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
+  local all_plain = true
+  for key, v in pairs(row) do
+    if type(key) ~= "string" or not t.c[key] then
+      fail("%s: row %d: '%s' is not a column of table '%s'", where, index, tostring(key), t.name)
+    end
+    local tv = type(v)
+    if (tv == "table" and kind(v) == nil) or tv == "function" or tv == "userdata" or tv == "thread" then
+      fail("%s: row %d: column '%s' holds a %s; give a string, number, boolean or sa.null", where, index, key, tv)
+    end
+    all_plain = all_plain and plain_value(v)
+  end
+  return all_plain
+end
+
+-- Re-raises err (when not ok), a loader's "row N: ..." named after the operation.
+local function named_errors(where, ok, err)
+  if not ok then
+    if type(err) == "string" and err:match("^row %d+: ") then err = where .. ": " .. err end
+    error(err, 0)
+  end
+end
+
 -- op.bulk_insert(table, rows): rows is an array of row tables or an iterator returning one row per
 -- call until nil. Online, each run of rows with the same columns and plain values goes through one
 -- loader (host.c): COPY ... FROM STDIN on PostgreSQL, one prepared INSERT on SQLite. A row holding
@@ -500,19 +539,7 @@ function op.bulk_insert(t, rows, opts)
   if kind(t) ~= "table" then
     fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
   end
-  local next_row
-  if type(rows) == "function" then
-    next_row = rows
-  elseif type(rows) == "table" and kind(rows) == nil then
-    local i, count = 0, rows.n or #rows
-    next_row = function()
-      i = i + 1
-      if i > count then return nil end
-      return rows[i]
-    end
-  else
-    fail("%s: argument 2 must be an array of rows or an iterator function", where)
-  end
+  local next_row = row_source(where, rows)
   options(where, 3, opts, set { "multiinsert" })
   local s = state(where)
   local r, ctx = s.r, s.ctx
@@ -532,18 +559,7 @@ function op.bulk_insert(t, rows, opts)
 
   -- A row the loader did not take: checked, then inserted on its own or handed to another loader.
   local function insert_row(index, row)
-    if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
-    local all_plain = true
-    for key, v in pairs(row) do
-      if type(key) ~= "string" or not t.c[key] then
-        fail("%s: row %d: '%s' is not a column of table '%s'", where, index, tostring(key), t.name)
-      end
-      local tv = type(v)
-      if (tv == "table" and kind(v) == nil) or tv == "function" or tv == "userdata" or tv == "thread" then
-        fail("%s: row %d: column '%s' holds a %s; give a string, number, boolean or sa.null", where, index, key, tv)
-      end
-      all_plain = all_plain and plain_value(v)
-    end
+    local all_plain = check_row(where, t, index, row)
     end_copy()
     if ctx.offline or not all_plain or not ctx.raw then
       local ok, sql, params = pcall(r.compile, r, t:insert():values(row), ctx.offline)
@@ -585,10 +601,155 @@ function op.bulk_insert(t, rows, opts)
   if loader then loader:close() end
   for _, l in pairs(loaders) do l:close() end
   if p then p:done() end
-  if not ok then
-    if type(err) == "string" and err:match("^row %d+: ") then err = where .. ": " .. err end
-    error(err, 0)
+  named_errors(where, ok, err)
+end
+
+local UPDATE_CHUNK = 1000000 -- bulk_update on PostgreSQL: rows per UPDATE ... FROM
+
+-- op.bulk_update(table, rows, { key = name or { names } }): sets columns of existing rows found by
+-- their key (default: the table's primary key columns, else "id"). Each row holds the key columns
+-- and the columns to set; rows apply in order, so of two rows with one key the later wins. Online on
+-- PostgreSQL, each run of rows with the same columns is copied into a temporary table and applied by
+-- one UPDATE ... FROM per 10,000 rows; on SQLite each row runs one prepared UPDATE bound in C. A row
+-- holding an SQL expression, and every row offline, is an UPDATE of its own. A key that matches no
+-- row is no error (as with UPDATE).
+function op.bulk_update(t, rows, opts)
+  local where = "op.bulk_update"
+  if kind(t) ~= "table" then
+    fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
   end
+  local next_row = row_source(where, rows)
+  options(where, 3, opts, set { "key" })
+  local keys = opts and opts.key
+  if type(keys) == "string" then keys = { keys } end
+  if keys == nil then
+    keys = {}
+    for _, col in ipairs(t.columns) do
+      if col.primary_key then keys[#keys + 1] = col.name end
+    end
+    if #keys == 0 then keys = { "id" } end
+  end
+  if type(keys) ~= "table" or #keys == 0 then fail("%s: key must be a column name or a list of them", where) end
+  local is_key = {}
+  for _, k in ipairs(keys) do
+    if type(k) ~= "string" or not t.c[k] then
+      fail("%s: the key column '%s' is not a column of table '%s'", where, tostring(k), t.name)
+    end
+    is_key[k] = true
+  end
+  local s = state(where)
+  local r, ctx = s.r, s.ctx
+  local copying = ctx.dialect == "postgresql"
+  local target = r:table_name(t.name, t.schema)
+  local p = progress.new("op.bulk_update " .. t.name)
+  local run -- the rows with one column set: { names, sql, copy, tmp, apply, loader, first, rows }
+  local ntemp = 0
+
+  -- Applies the rows the run holds (PostgreSQL: what its temporary table holds).
+  local function apply()
+    local loader = run.loader
+    run.loader = nil
+    loader:finish()
+    if not copying then return end
+    ctx.raw:exec("ANALYZE " .. run.tmp) -- the planner knows nothing of a fresh table: a join by key needs it
+    local ok, err = pcall(ctx.raw.exec, ctx.raw, run.apply)
+    if not ok then fail("%s: rows %d to %d: %s", where, run.first, run.first + run.rows - 1, err) end
+    ctx.raw:exec("TRUNCATE " .. run.tmp)
+  end
+
+  local function end_run()
+    if not run then return end
+    if run.loader then apply() end
+    if run.tmp then ctx.raw:exec("DROP TABLE " .. run.tmp) end
+    run = nil
+  end
+
+  -- Makes the run for a row's column set (names: the columns to set, then the key).
+  local function start_run(cols)
+    local names, quoted = {}, {}
+    for _, c in ipairs(cols) do names[#names + 1] = c end
+    for _, k in ipairs(keys) do names[#names + 1] = k end
+    for i, n in ipairs(names) do quoted[i] = r:quote(n) end
+    local sets, match = {}, {}
+    run = { names = names }
+    if copying then
+      ntemp = ntemp + 1
+      run.tmp = r:quote("luamig_bulk_update_" .. ntemp)
+      local list = table.concat(quoted, ", ")
+      ctx.raw:exec("CREATE TEMPORARY TABLE " .. run.tmp .. " AS SELECT " .. list .. " FROM " .. target .. " WITH NO DATA")
+      run.copy = "COPY " .. run.tmp .. " (" .. list .. ") FROM STDIN"
+      run.sql = run.copy
+      local vkeys = {}
+      for _, k in ipairs(keys) do
+        vkeys[#vkeys + 1] = "v." .. r:quote(k)
+        match[#match + 1] = target .. "." .. r:quote(k) .. " = v." .. r:quote(k)
+      end
+      for _, c in ipairs(cols) do sets[#sets + 1] = r:quote(c) .. " = v." .. r:quote(c) end
+      -- of two rows with one key the later wins: DISTINCT ON keeps the last one copied (the
+      -- temporary table only ever receives COPYs after a TRUNCATE, so ctid follows the rows' order)
+      vkeys = table.concat(vkeys, ", ")
+      run.apply = "UPDATE " .. target .. " SET " .. table.concat(sets, ", ") .. " FROM (SELECT DISTINCT ON ("
+        .. vkeys .. ") * FROM " .. run.tmp .. " v ORDER BY " .. vkeys .. ", v.ctid DESC) v WHERE "
+        .. table.concat(match, " AND ")
+    else
+      for _, c in ipairs(cols) do sets[#sets + 1] = r:quote(c) .. " = ?" end
+      for _, k in ipairs(keys) do match[#match + 1] = r:quote(k) .. " = ?" end
+      run.sql = "UPDATE " .. target .. " SET " .. table.concat(sets, ", ") .. " WHERE " .. table.concat(match, " AND ")
+    end
+  end
+
+  -- A row the run did not take: checked, then updated on its own or made the first of a new run.
+  local function update_row(index, row)
+    local all_plain = check_row(where, t, index, row)
+    for _, k in ipairs(keys) do
+      if row[k] == nil or row[k] == sa.null then fail("%s: row %d: the key column '%s' has no value", where, index, k) end
+    end
+    local cols = {}
+    for _, col in ipairs(t.columns) do
+      if row[col.name] ~= nil and not is_key[col.name] then cols[#cols + 1] = col.name end
+    end
+    if #cols == 0 then fail("%s: row %d: no column to set besides the key", where, index) end
+    end_run()
+    if ctx.offline or not all_plain or not ctx.raw then
+      local cond, values = {}, {}
+      for i, k in ipairs(keys) do cond[i] = t.c[k]:eq(row[k]) end
+      for _, c in ipairs(cols) do values[c] = row[c] end
+      local stmt = t:update():where(#cond == 1 and cond[1] or sa.and_(unpack(cond))):values(values)
+      local ok, sql, params = pcall(r.compile, r, stmt, ctx.offline)
+      if not ok then fail("%s: row %d: %s", where, index, sql) end
+      ctx.emit(sql, params)
+      return
+    end
+    start_run(cols)
+    run.first, run.rows = index, 0
+    run.loader = ctx.raw:loader(run.sql, run.copy, run.names, index, sa.null, ddl.cdata_integer)
+    assert(run.loader:put(row, index), "the loader refused the row it was made for")
+    run.rows = 1
+  end
+
+  local ok, err = pcall(function()
+    local index = 0
+    while true do
+      local row = next_row()
+      if row == nil then break end
+      index = index + 1
+      if run and not run.loader then -- the run's next chunk
+        run.first, run.rows = index, 0
+        run.loader = ctx.raw:loader(run.sql, run.copy, run.names, index, sa.null, ddl.cdata_integer)
+      end
+      if run and run.loader:put(row, index) then
+        run.rows = run.rows + 1
+        if copying and run.rows == UPDATE_CHUNK then apply() end
+      else
+        update_row(index, row)
+      end
+      if p then p:tick(1) end
+    end
+    end_run()
+  end)
+  if run and run.loader then run.loader:close() end
+  if p then p:done() end
+  named_errors(where, ok, err)
 end
 
 -- op.inline_literal(v): a value always written into the SQL text, never bound.

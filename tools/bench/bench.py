@@ -901,19 +901,15 @@ def scenario_D(opts):
     d = os.path.join(WORK, "D", f"n{n}")
     os.makedirs(d, exist_ok=True)
     lua = """  op.add_column("users", sa.Column("domain", sa.String(255)))
-  local conn = op.get_bind()
-  local update = conn:prepare("UPDATE users SET email = ?, domain = ? WHERE id = ?")
-  local batch, n = {}, 0
-  for row in conn:rows("SELECT id, email FROM users") do
+  local users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String),
+    sa.column("domain", sa.String))
+  local rows = op.get_bind():rows("SELECT id, email FROM users")
+  op.bulk_update(users, function()
+    local row = rows()
+    if not row then return nil end
     local email = row.email:lower()
-    n = n + 1
-    batch[n] = { email, email:match("@(.*)$"), row.id }
-    if n == 10000 then
-      update:execute_many(batch)
-      batch, n = {}, 0
-    end
-  end
-  update:execute_many(batch)"""
+    return { id = row.id, email = email, domain = email:match("@(.*)$") }
+  end)"""
     py = """    op.add_column("users", sa.Column("domain", sa.String(255)))
     conn = op.get_bind()
     update = sa.text("UPDATE users SET email = :email, domain = :domain WHERE id = :id")
@@ -1698,8 +1694,9 @@ before the run: `sqlite3` `.import --csv` into the created table, `psql` `\\copy
     "D": """
 A `users` table of N rows (id, email in mixed case, name) is copied from a template before each run.
 The revision adds a `domain` column, reads every row with `conn:rows`, lower-cases the email and derives
-the domain in Lua, and writes both back through one prepared `UPDATE … WHERE id = ?`, sent in
-`stmt:execute_many` batches of 10,000 rows. Alembic's revision
+the domain in Lua, and writes both back with `op.bulk_update` from an iterator over the rows (on
+PostgreSQL: COPY into a temporary table, one `UPDATE … FROM`; on SQLite: a prepared `UPDATE … WHERE
+id = ?` per row). Alembic's revision
 does the same in Python, sending the updates in executemany batches of 10,000. The floor is one SQL
 `UPDATE users SET email = lower(email), domain = …` after the same `ALTER TABLE`, in one transaction.""",
     "E": """
