@@ -49,7 +49,10 @@
  * unnamed statement, inside a savepoint when a transaction is open, so a
  * failure there cannot abort the transaction).
  *
- * Transactions. While the guard is on, statements whose first keyword is
+ * Transactions. begin() sends nothing: BEGIN goes in front of the
+ * transaction's first command (in the same round trip when that command is
+ * plain SQL without parameters), and a commit with nothing run sends
+ * nothing. While the guard is on, statements whose first keyword is
  * BEGIN, START, COMMIT, END, ABORT, ROLLBACK (but not ROLLBACK TO) or
  * PREPARE TRANSACTION are refused; the statements of a multi-statement
  * exec are split as psql splits them (BEGIN ATOMIC bodies stay whole).
@@ -166,6 +169,7 @@ typedef struct pg_conn {
 	PGconn *pg;        /* owned */
 	int guard;         /* refuse transaction control while set */
 	int in_tx;         /* begin() opened a transaction not yet seen to end */
+	int begin_pending; /* begin() was called; BEGIN goes with the next command */
 	unsigned epoch;    /* bumped each time no transaction is seen open */
 	unsigned ncursors; /* names cursors lm_cur_N */
 	unsigned nprepared; /* names server-side statements lm_stmt_N */
@@ -629,6 +633,20 @@ static int pg_run(pg_conn *conn, const char *sql, lm_error *err)
 	return rc != 0 ? rc : settled;
 }
 
+/* BEGIN travels with a transaction's first command (see pg_exec), which
+ * saves a round trip per revision: begin() only notes it, and a command
+ * that cannot carry it sends it first. */
+static int begin_now(pg_conn *conn, lm_error *err)
+{
+	int rc;
+	if (!conn->begin_pending)
+		return 0;
+	conn->begin_pending = 0;
+	if ((rc = pg_run(conn, "BEGIN", err)) == 0)
+		conn->in_tx = 1;
+	return rc;
+}
+
 static int64_t cmd_tuples(PGresult *res)
 {
 	const char *n = res ? pq.PQcmdTuples(res) : "";
@@ -825,9 +843,24 @@ static int pg_exec(lm_conn *c, const char *sql, const lm_value *params, int npar
 		goto done;
 	}
 	if (nparams == 0) {
-		/* several statements may run: the simple query protocol */
+		/* several statements may run: the simple query protocol, which
+		 * can carry a pending BEGIN in the same round trip */
+		if (conn->begin_pending) {
+			size_t n = strlen(sql);
+			if (!(rewritten = malloc(n + 8))) {
+				rc = no_memory(err);
+				goto done;
+			}
+			memcpy(rewritten, "BEGIN;\n", 7);
+			memcpy(rewritten + 7, sql, n + 1);
+			conn->begin_pending = 0;
+			conn->in_tx = 1;
+			sql = rewritten;
+		}
 		rc = pg_check(conn, pq.PQexec(conn->pg, sql), &res, err);
 	} else {
+		if ((rc = begin_now(conn, err)) != 0)
+			goto done;
 		if (info.nparams != nparams) {
 			rc = params_count_error(info.nparams, nparams, err);
 			goto done;
@@ -1068,7 +1101,9 @@ static int stmt_start(pg_stmt *s, lm_error *err)
 	char *declare = NULL; /* owned */
 	const char *sql = s->sql;
 	char name[32] = "";
-	int rc = 0, settled;
+	int rc = begin_now(conn, err), settled;
+	if (rc != 0)
+		goto done;
 	if (s->info.nparams > 0 && !s->bound) {
 		rc = params_count_error(s->info.nparams, 0, err);
 		goto done;
@@ -1142,6 +1177,7 @@ done:
 static void stmt_describe(pg_stmt *s)
 {
 	pg_conn *conn = s->conn;
+	begin_now(conn, NULL);
 	PGTransactionStatusType st = pq.PQtransactionStatus(conn->pg);
 	int savepoint = st == PQTRANS_INTRANS, ok;
 	PGresult *res = NULL; /* owned */
@@ -1302,16 +1338,14 @@ static void pg_finalize(lm_stmt *st)
 static int pg_begin(lm_conn *c, int immediate, lm_error *err)
 {
 	pg_conn *conn = (pg_conn *)c;
-	int rc;
 	(void)immediate; /* PostgreSQL locks row by row */
-	if (pq.PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+	if (pq.PQtransactionStatus(conn->pg) != PQTRANS_IDLE || conn->begin_pending) {
 		if (pq.PQstatus(conn->pg) != CONNECTION_OK)
 			return pg_fail(conn, NULL, err);
 		return lm_error_set(err, LM_EFAIL, "cannot begin a transaction: one is already open");
 	}
-	if ((rc = pg_run(conn, "BEGIN", err)) == 0)
-		conn->in_tx = 1;
-	return rc;
+	conn->begin_pending = 1;
+	return 0;
 }
 
 static int pg_commit(lm_conn *c, lm_error *err)
@@ -1319,6 +1353,10 @@ static int pg_commit(lm_conn *c, lm_error *err)
 	pg_conn *conn = (pg_conn *)c;
 	PGresult *res = NULL; /* owned */
 	int rc = 0;
+	if (conn->begin_pending) { /* nothing ran: nothing to commit */
+		conn->begin_pending = 0;
+		return 0;
+	}
 	switch (pq.PQtransactionStatus(conn->pg)) {
 	case PQTRANS_INTRANS:
 		break;
@@ -1352,6 +1390,7 @@ static int pg_rollback(lm_conn *c, lm_error *err)
 	pg_conn *conn = (pg_conn *)c;
 	PGTransactionStatusType st = pq.PQtransactionStatus(conn->pg);
 	conn->in_tx = 0;
+	conn->begin_pending = 0;
 	if (st == PQTRANS_IDLE) {
 		pg_settle(conn, NULL);
 		return 0;
@@ -1585,6 +1624,8 @@ static int pg_exec_many(lm_stmt *st, const lm_value *params, int nparams, int nr
 	stmt_reset(s);
 	if (nrows == 0)
 		return 0;
+	if ((rc = begin_now(conn, err)) != 0)
+		return rc;
 	if (nparams != s->info.nparams)
 		return params_count_error(s->info.nparams, nparams, err);
 	if (conn->guard && s->info.txctl)
@@ -1681,8 +1722,10 @@ static void copy_float(lm_buf *b, double f)
 static int pg_copy_begin(lm_conn *c, const char *sql, lm_error *err)
 {
 	pg_conn *conn = (pg_conn *)c;
+	int rc = begin_now(conn, err);
+	if (rc != 0)
+		return rc;
 	PGresult *res = pq.PQexec(conn->pg, sql);
-	int rc;
 	conn->copy.len = 0;
 	conn->copy_error = 0;
 	if (res && pq.PQresultStatus(res) == PGRES_COPY_IN) {

@@ -523,6 +523,7 @@ static int l_loader_put(lua_State *L)
 		if (rc == 0)
 			rc = s->methods->copy_row(s->conn, s->values, s->ncols, &err);
 	} else {
+		pause_copy(L, s->host);
 		rc = s->methods->bind(s->stmt, s->values, s->ncols, &err);
 		while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
 			rc = 0;
