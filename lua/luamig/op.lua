@@ -605,12 +605,13 @@ function op.bulk_insert(t, rows, opts)
 end
 
 local UPDATE_CHUNK = 1000000 -- bulk_update on PostgreSQL: rows per UPDATE ... FROM
+local bulk_tables = 0 -- names bulk_update's temporary tables, unique in the session
 
 -- op.bulk_update(table, rows, { key = name or { names } }): sets columns of existing rows found by
 -- their key (default: the table's primary key columns, else "id"). Each row holds the key columns
 -- and the columns to set; rows apply in order, so of two rows with one key the later wins. Online on
 -- PostgreSQL, each run of rows with the same columns is copied into a temporary table and applied by
--- one UPDATE ... FROM per 10,000 rows; on SQLite each row runs one prepared UPDATE bound in C. A row
+-- one UPDATE ... FROM per million rows; on SQLite each row runs one prepared UPDATE bound in C. A row
 -- holding an SQL expression, and every row offline, is an UPDATE of its own. A key that matches no
 -- row is no error (as with UPDATE).
 function op.bulk_update(t, rows, opts)
@@ -643,7 +644,6 @@ function op.bulk_update(t, rows, opts)
   local target = r:table_name(t.name, t.schema)
   local p = progress.new("op.bulk_update " .. t.name)
   local run -- the rows with one column set: { names, sql, copy, tmp, apply, loader, first, rows }
-  local ntemp = 0
 
   -- Applies the rows the run holds (PostgreSQL: what its temporary table holds).
   local function apply()
@@ -673,8 +673,8 @@ function op.bulk_update(t, rows, opts)
     local sets, match = {}, {}
     run = { names = names }
     if copying then
-      ntemp = ntemp + 1
-      run.tmp = r:quote("luamig_bulk_update_" .. ntemp)
+      bulk_tables = bulk_tables + 1
+      run.tmp = r:quote("luamig_bulk_update_" .. bulk_tables)
       local list = table.concat(quoted, ", ")
       ctx.raw:exec("CREATE TEMPORARY TABLE " .. run.tmp .. " AS SELECT " .. list .. " FROM " .. target .. " WITH NO DATA")
       run.copy = "COPY " .. run.tmp .. " (" .. list .. ") FROM STDIN"
