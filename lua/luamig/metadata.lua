@@ -73,26 +73,13 @@ function metadata.Table(name, md, ...)
   local where = "sa.Table"
   if type(name) ~= "string" or name == "" then fail("%s: argument 1 must be the table name", where) end
   if kind(md) ~= "MetaData" then fail("%s: argument 2 of table '%s' must be a sa.MetaData", where, name) end
-  local columns, constraints, indexes, opts = {}, {}, {}, {}
-  local n = select("#", ...)
-  while n > 0 and select(n, ...) == nil do n = n - 1 end
-  for i = 1, n do
-    local v = select(i, ...)
-    local k = kind(v)
-    if k == "Column" then
-      columns[#columns + 1] = v
-    elseif sa.constraint_kinds[k] then
-      constraints[#constraints + 1] = v
-    elseif k == "Index" then
-      indexes[#indexes + 1] = v
-    elseif i == n and is_plain(v) then
-      for key in pairs(v) do
-        if not table_options[key] then fail("%s: table '%s': unknown option '%s'", where, name, tostring(key)) end
-      end
-      opts = v
-    else
-      fail("%s: table '%s': argument %d must be a sa.Column, a constraint or a sa.Index", where, name, i + 2)
-    end
+  local columns, constraints, indexes, opts, _, bad = sa._table_items(...)
+  if bad then
+    fail("%s: table '%s': argument %d must be a sa.Column, a constraint or a sa.Index", where, name, bad + 2)
+  end
+  opts = opts or {}
+  for key in pairs(opts) do
+    if not table_options[key] then fail("%s: table '%s': unknown option '%s'", where, name, tostring(key)) end
   end
   if #columns == 0 then fail("%s: table '%s' needs at least one sa.Column", where, name) end
   if md.by_name[name] then fail("%s: table '%s' is defined twice", where, name) end

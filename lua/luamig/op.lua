@@ -143,24 +143,8 @@ local create_table_options = set { "comment", "schema", "if_not_exists", "sqlite
 function op.create_table(name, ...)
   local where = "op.create_table"
   check_name(where, 1, name, "the table name")
-  local columns, constraints, indexes, opts = {}, {}, {}, nil
-  local n = select("#", ...)
-  while n > 0 and select(n, ...) == nil do n = n - 1 end -- trailing nils (an absent options table)
-  for i = 1, n do
-    local v = select(i, ...)
-    local k = kind(v)
-    if k == "Column" then
-      columns[#columns + 1] = v
-    elseif sa.constraint_kinds[k] then
-      constraints[#constraints + 1] = v
-    elseif k == "Index" then
-      indexes[#indexes + 1] = v
-    elseif i == n and k == nil and type(v) == "table" then
-      opts = v
-    else
-      fail("%s: argument %d must be a sa.Column, a constraint or an index", where, i + 1)
-    end
-  end
+  local columns, constraints, indexes, opts, n, bad = sa._table_items(...)
+  if bad then fail("%s: argument %d must be a sa.Column, a constraint or an index", where, bad + 1) end
   opts = options(where, n + 1, opts, create_table_options)
   if #columns == 0 then fail("%s: table '%s' needs at least one sa.Column", where, name) end
   local s = state(where)

@@ -524,6 +524,32 @@ local TableMT = { __kind = "table", __index = Table, __tostring = function(t) re
 
 -- sa._make_table(where, name, schema, columns): copies each column bound to the new table, so a
 -- column object can be reused in several tables.
+-- The items of a table definition after its name (op.create_table, sa.Table): sa.Column,
+-- constraints and sa.Index, then an optional table of options. Returns columns, constraints,
+-- indexes, the options (or nil), the number of items, and the position of the first item that is
+-- none of these (nil when all are).
+function sa._table_items(...)
+  local columns, constraints, indexes, opts = {}, {}, {}, nil
+  local n = select("#", ...)
+  while n > 0 and select(n, ...) == nil do n = n - 1 end -- trailing nils (an absent options table)
+  for i = 1, n do
+    local v = select(i, ...)
+    local k = kind(v)
+    if k == "Column" then
+      columns[#columns + 1] = v
+    elseif sa.constraint_kinds[k] then
+      constraints[#constraints + 1] = v
+    elseif k == "Index" then
+      indexes[#indexes + 1] = v
+    elseif i == n and is_plain(v) then
+      opts = v
+    else
+      return columns, constraints, indexes, opts, n, i
+    end
+  end
+  return columns, constraints, indexes, opts, n, nil
+end
+
 function sa._make_table(where, name, schema, columns)
   local t = setmetatable({ name = name, schema = schema, columns = {}, c = {} }, TableMT)
   for _, col in ipairs(columns) do
