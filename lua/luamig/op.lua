@@ -648,6 +648,12 @@ function op.bulk_update(t, rows, opts)
     run = nil
   end
 
+  -- A loader for the run's next rows, the first of them row `index`.
+  local function new_chunk(index)
+    run.first, run.rows = index, 0
+    run.loader = ctx.raw:loader(run.sql, run.copy, run.names, index, sa.null, ddl.cdata_integer)
+  end
+
   -- Makes the run for a row's column set (names: the columns to set, then the key).
   local function start_run(cols)
     local names, quoted = {}, {}
@@ -705,8 +711,7 @@ function op.bulk_update(t, rows, opts)
       return
     end
     start_run(cols)
-    run.first, run.rows = index, 0
-    run.loader = ctx.raw:loader(run.sql, run.copy, run.names, index, sa.null, ddl.cdata_integer)
+    new_chunk(index)
     assert(run.loader:put(row, index), "the loader refused the row it was made for")
     run.rows = 1
   end
@@ -717,10 +722,7 @@ function op.bulk_update(t, rows, opts)
       local row = next_row()
       if row == nil then break end
       index = index + 1
-      if run and not run.loader then -- the run's next chunk
-        run.first, run.rows = index, 0
-        run.loader = ctx.raw:loader(run.sql, run.copy, run.names, index, sa.null, ddl.cdata_integer)
-      end
+      if run and not run.loader then new_chunk(index) end
       if run and run.loader:put(row, index) then
         run.rows = run.rows + 1
         if copying and run.rows == UPDATE_CHUNK then apply() end
