@@ -1,6 +1,32 @@
 /* driver.c - picks the driver a URL's scheme names (see driver.h). */
 #include "driver.h"
 
+#include <time.h>
+
+static double monotonic_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+void lm_lock_wait_start(lm_lock_waiter *w)
+{
+	w->started = monotonic_seconds();
+	w->pause_ns = 5 * 1000000;
+}
+
+int lm_lock_wait(lm_lock_waiter *w, double timeout)
+{
+	if (monotonic_seconds() - w->started >= timeout)
+		return 0;
+	struct timespec pause = { 0, w->pause_ns };
+	nanosleep(&pause, NULL);
+	if (w->pause_ns < 200 * 1000000)
+		w->pause_ns *= 2;
+	return 1;
+}
+
 int lm_driver_open(lm_conn **out, const lm_url *url, lm_error *err)
 {
 	const lm_driver_methods *m = url->backend == LM_BACKEND_POSTGRESQL

@@ -125,6 +125,16 @@ extern const lm_driver_methods lm_driver_pg;
 /* Opens a connection with the driver the URL's scheme names. */
 int lm_driver_open(lm_conn **out, const lm_url *url, lm_error *err);
 
+/* Waiting for the migration lock: lm_lock_wait sleeps a pause that doubles
+ * from 5 ms up to 320 ms and returns 1, or returns 0 at once when timeout
+ * seconds have passed since lm_lock_wait_start. */
+typedef struct lm_lock_waiter {
+	double started; /* seconds, monotonic */
+	long pause_ns;
+} lm_lock_waiter;
+void lm_lock_wait_start(lm_lock_waiter *w);
+int lm_lock_wait(lm_lock_waiter *w, double timeout);
+
 /* exec_many through the driver's own when it has one; lm_exec_rows binds
  * and steps row by row. */
 int lm_exec_many(const lm_driver_methods *m, lm_stmt *s, const lm_value *params, int nparams,

@@ -76,7 +76,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 /* libpq is opened on first use, not linked: its dependencies (Kerberos,
  * LDAP, TLS) would cost every command milliseconds at start-up, SQLite
@@ -1437,30 +1436,23 @@ static int query_value(pg_conn *conn, const char *sql, int64_t key, char *out, s
 	return rc;
 }
 
-static double seconds_since(const struct timespec *start)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 static int pg_lock(lm_conn *c, const char *name, double timeout, lm_error *err)
 {
 	pg_conn *conn = (pg_conn *)c;
 	int64_t key = lock_key(name);
-	struct timespec start, pause = { 0, 5 * 1000000 };
+	lm_lock_waiter waiter;
 	char got[16], holder[512];
 	int rc;
 	if (conn->locked && conn->lock_key == key)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	lm_lock_wait_start(&waiter);
 	for (;;) {
 		rc = query_value(conn, "SELECT pg_try_advisory_lock($1::int8)", key, got, sizeof got, err);
 		if (rc != 0)
 			return rc;
 		if (strcmp(got, "t") == 0)
 			break;
-		if (seconds_since(&start) >= timeout) {
+		if (!lm_lock_wait(&waiter, timeout)) {
 			/* a bigint key shows in pg_locks as classid (high half), objid (low half), objsubid 1 */
 			query_value(conn,
 				"SELECT format('server process %s (%s)', l.pid, concat_ws(', ', "
@@ -1476,9 +1468,6 @@ static int pg_lock(lm_conn *c, const char *name, double timeout, lm_error *err)
 				"timed out after %g s waiting for the migration lock '%s'%s%s", timeout, name,
 				*holder ? ": held by " : "", holder);
 		}
-		nanosleep(&pause, NULL);
-		if (pause.tv_nsec < 200 * 1000000)
-			pause.tv_nsec *= 2;
 	}
 	if (conn->locked) { /* another name: one lock at a time */
 		char ignored[16];

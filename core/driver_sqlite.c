@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct sqlite_conn {
@@ -163,7 +162,7 @@ static int sqlite_lock(lm_conn *c, const char *name, double timeout, lm_error *e
 {
 	sqlite_conn *conn = (sqlite_conn *)c;
 	char lockpath[4096], holder[32] = "";
-	struct timespec start, now, pause = {0, 5 * 1000000};
+	lm_lock_waiter waiter;
 	(void)name; /* one database file holds one project's version table */
 	if (!conn->path || conn->lock_fd >= 0)
 		return 0;
@@ -172,12 +171,9 @@ static int sqlite_lock(lm_conn *c, const char *name, double timeout, lm_error *e
 	if (fd < 0)
 		return lm_error_set(err, LM_EFAIL, "cannot open lock file '%s': %s",
 			lockpath, strerror(errno));
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	lm_lock_wait_start(&waiter);
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		double waited = (double)(now.tv_sec - start.tv_sec) +
-			(double)(now.tv_nsec - start.tv_nsec) / 1e9;
-		if (errno != EWOULDBLOCK || waited >= timeout) {
+		if (errno != EWOULDBLOCK || !lm_lock_wait(&waiter, timeout)) {
 			ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
 			holder[n > 0 ? n : 0] = '\0';
 			holder[strcspn(holder, "\n")] = '\0';
@@ -186,9 +182,6 @@ static int sqlite_lock(lm_conn *c, const char *name, double timeout, lm_error *e
 				"timed out after %g s waiting for the migration lock '%s'%s%s",
 				timeout, lockpath, *holder ? ": held by process " : "", holder);
 		}
-		nanosleep(&pause, NULL);
-		if (pause.tv_nsec < 200 * 1000000)
-			pause.tv_nsec *= 2;
 	}
 	char pid[32];
 	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
