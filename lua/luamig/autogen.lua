@@ -28,6 +28,7 @@
 -- dropped by those names (<table>_<col>_key / _fkey / _check).
 -- Errors: error(msg, 0), plain messages naming the table or the models file.
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local metadata = require("luamig.metadata")
@@ -39,19 +40,13 @@ local format = string.format
 
 local autogen = {}
 
-local function fail(fmt, ...)
-  error(format(fmt, ...), 0)
-end
+local fail = util.fail
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
-local function set(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local set = util.set
 
 local function copy_list(list)
   local c = {}

@@ -24,6 +24,7 @@
 -- SAVEPOINT, rolled back on failure, so the database is as before.
 -- Offline (--sql) the table comes from opts.copy_from and the SQL is printed (Alembic's sequence).
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local reflect = require("luamig.reflect_sqlite")
@@ -34,9 +35,7 @@ local format = string.format
 
 local batch = {}
 
-local function fail(fmt, ...)
-  error(format(fmt, ...), 0)
-end
+local fail = util.fail
 
 local function lower_eq(a, b)
   return a ~= nil and b ~= nil and a:lower() == b:lower()

@@ -5,6 +5,7 @@
 -- are SQL text with ? placeholders, sa.text (with :name parameters) or luamig.sa expressions.
 -- Methods work with a colon or a dot (conn:execute(...) and conn.execute(...)).
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local progress = require("luamig.progress")
@@ -13,9 +14,7 @@ local kind = sa.kind
 
 local conn = {}
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
+local fail = util.fail
 
 local function is_map(t)
   return type(t) == "table" and kind(t) == nil and next(t) ~= nil and (t.n or #t) == 0

@@ -10,6 +10,7 @@
 --
 -- Functions raise error(msg, 0) with messages that start with the operation (`where`) they serve.
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 local bit = require("bit")
 
@@ -21,15 +22,9 @@ local ddl = {}
 
 local DIALECTS = { sqlite = "luamig.dialect_sqlite", postgresql = "luamig.dialect_postgresql" }
 
-local function fail(fmt, ...)
-  error(format(fmt, ...), 0)
-end
+local fail = util.fail
 
-local function set(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local set = util.set
 
 local function map(list, fn)
   local out = {}

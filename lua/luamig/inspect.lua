@@ -26,13 +26,12 @@
 -- Answers are cached for the inspector's life (as SQLAlchemy's info cache): take a new one after DDL.
 -- Methods work with a colon or a dot. Errors: error(msg, 0) naming the table.
 
+local util = require("luamig.util")
 local inspect = {}
 
 local format = string.format
 
-local function fail(fmt, ...)
-  error(format(fmt, ...), 0)
-end
+local fail = util.fail
 
 -- All rows of a query through the raw connection.
 local function query(raw, sql, params)

@@ -10,6 +10,7 @@
 -- .constraints, .indexes and .opts, so luamig.ddl can render it as it is.
 -- Errors name the constructor and the argument; metadata.load puts models.lua:line in front.
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 
 local kind = sa.kind
@@ -17,9 +18,7 @@ local format = string.format
 
 local metadata = {}
 
-local function fail(fmt, ...)
-  error(format(fmt, ...), 0)
-end
+local fail = util.fail
 
 local function is_plain(v)
   return type(v) == "table" and kind(v) == nil

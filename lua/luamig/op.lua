@@ -9,6 +9,7 @@
 -- op.batch_alter_table, or alone when the config's render_as_batch is on (the default).
 -- Errors name the operation and the argument and carry no position (the host adds file:line).
 
+local util = require("luamig.util")
 local sa = require("luamig.sa")
 local ddl = require("luamig.ddl")
 local conn = require("luamig.conn")
@@ -27,15 +28,9 @@ local current -- { ctx, r (renderer), bind (conn), public (get_context) } while 
 -- messages name batch_op.<name> and count arguments without the table (at table_pos).
 local capturing
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
+local fail = util.fail
 
-local function set(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local set = util.set
 
 function op._set_context(ctx)
   if ctx == nil then

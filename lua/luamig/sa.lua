@@ -5,11 +5,10 @@
 -- Nothing here knows a dialect; luamig.ddl turns these values into SQL for one.
 -- Errors name the constructor and the argument, without a position prefix (the host adds file:line).
 
+local util = require("luamig.util")
 local sa = {}
 
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 0)
-end
+local fail = util.fail
 
 -- kind(v): the __kind marker of a value built here, or nil.
 local function kind(v)
@@ -38,11 +37,7 @@ local function check_options(where, opts, allowed)
   end
 end
 
-local function set(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local set = util.set
 
 ------------------------------------------------------------------------------------------------
 -- SQL expressions
