@@ -501,6 +501,18 @@ local function check_row(where, t, index, row)
   return all_plain
 end
 
+-- Calls fn(index, row) for each row next_row returns until nil, ticking the progress line p.
+local function each_row(next_row, p, fn)
+  local index = 0
+  while true do
+    local row = next_row()
+    if row == nil then return end
+    index = index + 1
+    fn(index, row)
+    if p then p:tick(1) end
+  end
+end
+
 -- Re-raises err (when not ok), a loader's "row N: ..." named after the operation.
 local function named_errors(where, ok, err)
   if not ok then
@@ -563,14 +575,9 @@ function op.bulk_insert(t, rows, opts)
   end
 
   local ok, err = pcall(function()
-    local index = 0
-    while true do
-      local row = next_row()
-      if row == nil then break end
-      index = index + 1
+    each_row(next_row, p, function(index, row)
       if not (loader and loader:put(row, index)) then insert_row(index, row) end
-      if p then p:tick(1) end
-    end
+    end)
     end_copy()
     for k, l in pairs(loaders) do
       loaders[k] = nil
@@ -712,11 +719,7 @@ function op.bulk_update(t, rows, opts)
   end
 
   local ok, err = pcall(function()
-    local index = 0
-    while true do
-      local row = next_row()
-      if row == nil then break end
-      index = index + 1
+    each_row(next_row, p, function(index, row)
       if run and not run.loader then new_chunk(index) end
       if run and run.loader:put(row, index) then
         run.rows = run.rows + 1
@@ -724,8 +727,7 @@ function op.bulk_update(t, rows, opts)
       else
         update_row(index, row)
       end
-      if p then p:tick(1) end
-    end
+    end)
     end_run()
   end)
   if run and run.loader then run.loader:close() end
