@@ -671,17 +671,19 @@ function op.bulk_update(t, rows, opts)
       ctx.raw:exec("CREATE TEMPORARY TABLE " .. run.tmp .. " AS SELECT " .. list .. " FROM " .. target .. " WITH NO DATA")
       run.copy = "COPY " .. run.tmp .. " (" .. list .. ") FROM STDIN"
       run.sql = run.copy
+      local new = "luamig_new" -- the copied rows' alias: a name a user's table will not have
       local vkeys = {}
       for _, k in ipairs(keys) do
-        vkeys[#vkeys + 1] = "v." .. r:quote(k)
-        match[#match + 1] = target .. "." .. r:quote(k) .. " = v." .. r:quote(k)
+        vkeys[#vkeys + 1] = new .. "." .. r:quote(k)
+        match[#match + 1] = target .. "." .. r:quote(k) .. " = " .. new .. "." .. r:quote(k)
       end
-      for _, c in ipairs(cols) do sets[#sets + 1] = r:quote(c) .. " = v." .. r:quote(c) end
+      for _, c in ipairs(cols) do sets[#sets + 1] = r:quote(c) .. " = " .. new .. "." .. r:quote(c) end
       -- of two rows with one key the later wins: DISTINCT ON keeps the last one copied (the
       -- temporary table only ever receives COPYs after a TRUNCATE, so ctid follows the rows' order)
       vkeys = table.concat(vkeys, ", ")
       run.apply = "UPDATE " .. target .. " SET " .. table.concat(sets, ", ") .. " FROM (SELECT DISTINCT ON ("
-        .. vkeys .. ") * FROM " .. run.tmp .. " v ORDER BY " .. vkeys .. ", v.ctid DESC) v WHERE "
+        .. vkeys .. ") * FROM " .. run.tmp .. " " .. new .. " ORDER BY " .. vkeys .. ", " .. new .. ".ctid DESC) "
+        .. new .. " WHERE "
         .. table.concat(match, " AND ")
     else
       for _, c in ipairs(cols) do sets[#sets + 1] = r:quote(c) .. " = ?" end
