@@ -844,13 +844,7 @@ function R:create_table(t, where)
     if kind(c) ~= "PrimaryKeyConstraint" then records[#records + 1] = ddl.constraint_record(c) end
   end
   for _, col in ipairs(t.columns) do
-    if col.unique and not col.index then records[#records + 1] = { type = "uq", columns = { col.name } } end
-    local ck = self:type_check(col.name, col.type)
-    if ck then
-      ck.type, ck.type_bound = "ck", true
-      records[#records + 1] = ck
-    end
-    for _, fk in ipairs(col.foreign_keys) do records[#records + 1] = fk_record(col.name, fk) end
+    for _, rec in ipairs(self:implied_constraints(col)) do records[#records + 1] = rec end
   end
   for _, rec in ipairs(records) do lines[#lines + 1] = self:constraint_sql(rec, t.name, where) end
 

@@ -484,6 +484,16 @@ local function row_source(where, rows)
   fail("%s: argument 2 must be an array of rows or an iterator function", where)
 end
 
+-- The checks bulk_insert and bulk_update share: a table, rows, options; returns the row iterator.
+local function bulk_args(where, t, rows, opts, allowed)
+  if kind(t) ~= "table" then
+    fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
+  end
+  local next_row = row_source(where, rows)
+  options(where, 3, opts, allowed)
+  return next_row
+end
+
 -- Checks a row of column = value; returns whether every value is plain (no SQL expression).
 local function check_row(where, t, index, row)
   if type(row) ~= "table" or kind(row) then fail("%s: row %d must be a table of column = value", where, index) end
@@ -527,11 +537,7 @@ end
 -- SQL expressions is inserted on its own; offline, every row is an INSERT with its values written in.
 function op.bulk_insert(t, rows, opts)
   local where = "op.bulk_insert"
-  if kind(t) ~= "table" then
-    fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
-  end
-  local next_row = row_source(where, rows)
-  options(where, 3, opts, set { "multiinsert" })
+  local next_row = bulk_args(where, t, rows, opts, set { "multiinsert" })
   local s = state(where)
   local r, ctx = s.r, s.ctx
   local p = progress.new("op.bulk_insert " .. t.name)
@@ -602,11 +608,7 @@ local bulk_tables = 0 -- names bulk_update's temporary tables, unique in the ses
 -- row is no error (as with UPDATE).
 function op.bulk_update(t, rows, opts)
   local where = "op.bulk_update"
-  if kind(t) ~= "table" then
-    fail("%s: argument 1 must be a table from sa.table(...) or op.create_table(...)", where)
-  end
-  local next_row = row_source(where, rows)
-  options(where, 3, opts, set { "key" })
+  local next_row = bulk_args(where, t, rows, opts, set { "key" })
   local keys = opts and opts.key
   if type(keys) == "string" then keys = { keys } end
   if keys == nil then
