@@ -405,14 +405,14 @@ static int l_stmt_run(lua_State *L)
 	lm_value *params;
 	int n, rc;
 	lm_error err = {0};
+	int64_t changes;
+	int failed;
 	read_params(L, 2, &params, &n);
-	rc = s->methods->bind(s->stmt, params, n, &err);
+	rc = lm_exec_rows(s->methods, s->stmt, params, n, 1, &changes, &failed, &err);
 	free(params);
-	while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
-		rc = 0;
 	if (rc < 0)
 		return raise_error(L, &err);
-	lua_pushnumber(L, (lua_Number)s->methods->changes(s->stmt));
+	lua_pushnumber(L, (lua_Number)changes);
 	return 1;
 }
 
@@ -523,10 +523,10 @@ static int l_loader_put(lua_State *L)
 		if (rc == 0)
 			rc = s->methods->copy_row(s->conn, s->values, s->ncols, &err);
 	} else {
+		int64_t changes;
+		int failed;
 		pause_copy(L, s->host);
-		rc = s->methods->bind(s->stmt, s->values, s->ncols, &err);
-		while (rc == 0 && (rc = s->methods->step(s->stmt, &err)) > 0)
-			rc = 0;
+		rc = lm_exec_rows(s->methods, s->stmt, s->values, s->ncols, 1, &changes, &failed, &err);
 	}
 	if (lua_objlen(L, 6) > 0) {
 		lua_newtable(L);
