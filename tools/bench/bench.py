@@ -866,15 +866,21 @@ def scenario_C(opts):
                 return None if got == n else f"{got} rows, not {n}"
             return check
 
-        cmds = [
-            Cmd("luamig", luamig(lp, urls["luamig"], "upgrade", "head"), prep["luamig"], check_for("luamig")),
-            Cmd("alembic", alembic(ap, urls["alembic"], "upgrade", "head"), prep["alembic"], check_for("alembic")),
-            Cmd("floor", floor, prep["floor"], check_for("floor")),
-        ]
-        if dialect == "postgresql":
-            PG.pin(cmds)
+        cmds = upgrade_cmds(lp, ap, urls, prep, floor, check_for, dialect)
         cases.append(Case("C", {"db": dialect, "rows": n}, cmds))
     return cases
+
+
+def upgrade_cmds(lp, ap, urls, prep, floor, check_for, dialect):
+    """A one-revision case's commands: luamig's and Alembic's `upgrade head`, and the floor."""
+    cmds = [
+        Cmd("luamig", luamig(lp, urls["luamig"], "upgrade", "head"), prep["luamig"], check_for("luamig")),
+        Cmd("alembic", alembic(ap, urls["alembic"], "upgrade", "head"), prep["alembic"], check_for("alembic")),
+        Cmd("floor", floor, prep["floor"], check_for("floor")),
+    ]
+    if dialect == "postgresql":
+        PG.pin(cmds)
+    return cmds
 
 
 def users_template(d, n, dialect):
@@ -970,13 +976,7 @@ def scenario_D(opts):
                 return None if got == 0 else f"{got} rows not updated"
             return check
 
-        cmds = [
-            Cmd("luamig", luamig(lp, urls["luamig"], "upgrade", "head"), prep["luamig"], check_for("luamig")),
-            Cmd("alembic", alembic(ap, urls["alembic"], "upgrade", "head"), prep["alembic"], check_for("alembic")),
-            Cmd("floor", floor, prep["floor"], check_for("floor")),
-        ]
-        if dialect == "postgresql":
-            PG.pin(cmds)
+        cmds = upgrade_cmds(lp, ap, urls, prep, floor, check_for, dialect)
         cases.append(Case("D", {"db": dialect, "rows": n}, cmds, {"template": tmpl}))
     return cases
 
