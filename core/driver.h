@@ -45,7 +45,7 @@ typedef struct lm_stmt lm_stmt; /* a driver's prepared statement */
 
 /* Versioned like sqlite3_io_methods: later versions only append members. */
 typedef struct lm_driver_methods {
-	int version; /* 2 */
+	int version; /* 3 */
 	const char *dialect; /* "sqlite", "postgresql" */
 
 	/* Opens *out from url. On failure *out is NULL and err says why (the
@@ -113,6 +113,21 @@ typedef struct lm_driver_methods {
 	/* Whether the statement's next step talks to the database (a step
 	 * served from rows already read does not). NULL: every step may. */
 	int (*step_needs_conn)(lm_stmt *s);
+
+	/* Version 3; each may be NULL. */
+
+	/* Queued rows (SQLite's bulk path): queue_row copies one row of n
+	 * values for the prepared statement s and returns at once; a writer
+	 * thread binds and steps the rows in queue order while the caller goes
+	 * on (the database works while Lua makes the next rows, as a PostgreSQL
+	 * server does during a COPY). Every other call on the connection waits
+	 * until the queue is empty, except the step of a statement already
+	 * stepping (a cursor open before the rows were queued reads on). A
+	 * row's failure is reported once, by the first call that finds it, as
+	 * "row <tag>: <message>"; the rows queued after it are skipped. flush
+	 * waits for the queue and reports a failure. */
+	int (*queue_row)(lm_stmt *s, const lm_value *row, int n, int64_t tag, lm_error *err);
+	int (*flush)(lm_conn *c, lm_error *err);
 } lm_driver_methods;
 
 struct lm_conn {

@@ -312,9 +312,25 @@ static void stmt_track(host_stmt *s)
 	h->open = s;
 }
 
+/* The object a method of a class (see register_class) is called on: its
+ * metatable must be the method's upvalue. (luaL_checkudata would intern the
+ * class name on every call of a per-row method.) */
+static void *check_object(lua_State *L, const char *name)
+{
+	void *p = lua_touserdata(L, 1);
+	if (p && lua_getmetatable(L, 1)) {
+		int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+		lua_pop(L, 1);
+		if (same)
+			return p;
+	}
+	luaL_typerror(L, 1, name);
+	return NULL;
+}
+
 static host_stmt *check_stmt(lua_State *L)
 {
-	host_stmt *s = luaL_checkudata(L, 1, STMT_MT);
+	host_stmt *s = check_object(L, STMT_MT);
 	if (!s->stmt)
 		luaL_error(L, "statement is closed (statements end with their revision's transaction)");
 	return s;
@@ -465,13 +481,23 @@ static int l_stmt_run_many(lua_State *L)
 
 /* ---- luamig.loader ------------------------------------------------------ */
 
+/* Whether the driver writes a loader's rows on a thread of its own (queue_row). */
+static int queues(const lm_driver_methods *m)
+{
+	return m->version >= 3 && m->queue_row && m->flush;
+}
+
 static host_stmt *check_loader(lua_State *L)
 {
-	host_stmt *s = luaL_checkudata(L, 1, LOADER_MT);
+	host_stmt *s = check_object(L, LOADER_MT);
 	if (!s->stmt && !s->copy_sql)
 		luaL_error(L, "the loader is finished");
 	return s;
 }
+
+/* A loader's environment: its column names, then these (integer keys: a
+ * string key would be interned on every row). */
+enum { LOADER_NULL = 1, LOADER_CONVERT, LOADER_ANCHOR };
 
 /* loader:put(row[, number]): loads a row whose keys are exactly the
  * loader's columns, each a plain value, sa.null or a cdata integer, and
@@ -484,10 +510,10 @@ static int l_loader_put(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	int64_t number = (int64_t)luaL_optnumber(L, 3, (lua_Number)(s->first + s->rows));
 	lua_settop(L, 2);
-	lua_getfenv(L, 1);              /* 3: { column names..., null =, convert =, anchor = } */
-	lua_getfield(L, 3, "null");     /* 4 */
-	lua_getfield(L, 3, "convert");  /* 5 */
-	lua_getfield(L, 3, "anchor");   /* 6 */
+	lua_getfenv(L, 1);                       /* 3: { column names..., null, convert, anchor } */
+	lua_rawgeti(L, 3, s->ncols + LOADER_NULL);    /* 4 */
+	lua_rawgeti(L, 3, s->ncols + LOADER_CONVERT); /* 5 */
+	lua_rawgeti(L, 3, s->ncols + LOADER_ANCHOR);  /* 6 */
 	int keys = 0;
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
@@ -509,7 +535,7 @@ static int l_loader_put(lua_State *L)
 		return 1;
 	}
 	lm_error err = {0};
-	int rc = 0;
+	int rc = 0, named = 0;
 	if (s->copy_sql) {
 		if (!s->copying) {
 			pause_copy(L, s->host); /* another loader's */
@@ -522,6 +548,10 @@ static int l_loader_put(lua_State *L)
 		}
 		if (rc == 0)
 			rc = s->methods->copy_row(s->conn, s->values, s->ncols, &err);
+	} else if (queues(s->methods)) {
+		pause_copy(L, s->host);
+		rc = s->methods->queue_row(s->stmt, s->values, s->ncols, number, &err);
+		named = 1; /* the failure may be an earlier row's */
 	} else {
 		int64_t changes;
 		int failed;
@@ -530,10 +560,11 @@ static int l_loader_put(lua_State *L)
 	}
 	if (lua_objlen(L, 6) > 0) {
 		lua_newtable(L);
-		lua_setfield(L, 3, "anchor");
+		lua_rawseti(L, 3, s->ncols + LOADER_ANCHOR);
 	}
 	if (rc != 0) {
-		lm_error_prefix(&err, "row %lld: ", (long long)number);
+		if (!named)
+			lm_error_prefix(&err, "row %lld: ", (long long)number);
 		stmt_close(s);
 		return raise_error(L, &err);
 	}
@@ -548,6 +579,8 @@ static int l_loader_finish(lua_State *L)
 	host_stmt *s = check_loader(L);
 	lm_error err = {0};
 	int rc = copy_stop(s, 0, &err);
+	if (rc == 0 && s->stmt && queues(s->methods))
+		rc = s->methods->flush(s->conn, &err);
 	stmt_close(s);
 	if (rc != 0)
 		return raise_error(L, &err);
@@ -585,14 +618,19 @@ static int l_stmt_close(lua_State *L)
 	return 0;
 }
 
-/* Makes the metatable of a userdata class: methods, and gc as __gc. */
+/* Makes the metatable of a userdata class: methods, each holding the
+ * metatable as its upvalue (see check_object), and gc as __gc. */
 static void register_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
 {
 	luaL_newmetatable(L, name);
 	lua_pushcfunction(L, gc);
 	lua_setfield(L, -2, "__gc");
 	lua_newtable(L);
-	luaL_register(L, NULL, methods);
+	for (const luaL_Reg *m = methods; m->name; m++) {
+		lua_pushvalue(L, -2);
+		lua_pushcclosure(L, m->func, 1);
+		lua_setfield(L, -2, m->name);
+	}
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }
@@ -670,17 +708,17 @@ static int l_conn_loader(lua_State *L)
 	s->first = (int64_t)first;
 	luaL_getmetatable(L, LOADER_MT);
 	lua_setmetatable(L, -2);
-	lua_createtable(L, ncols, 3);
+	lua_createtable(L, ncols + LOADER_ANCHOR, 0);
 	for (int i = 1; i <= ncols; i++) {
 		lua_rawgeti(L, 4, i);
 		lua_rawseti(L, -2, i);
 	}
 	lua_pushvalue(L, 6);
-	lua_setfield(L, -2, "null");
+	lua_rawseti(L, -2, ncols + LOADER_NULL);
 	lua_pushvalue(L, 7);
-	lua_setfield(L, -2, "convert");
+	lua_rawseti(L, -2, ncols + LOADER_CONVERT);
 	lua_newtable(L);
-	lua_setfield(L, -2, "anchor");
+	lua_rawseti(L, -2, ncols + LOADER_ANCHOR);
 	lua_setfenv(L, -2);
 	if (!(s->values = calloc((size_t)ncols + 1, sizeof *s->values)))
 		return luaL_error(L, "out of memory");

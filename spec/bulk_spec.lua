@@ -130,6 +130,47 @@ backend.each(function(b)
       assert.are.same({ { name = "N77" } }, b.query("SELECT name FROM copy WHERE id = 770"))
     end)
 
+    it("bulk_insert: a query started during the load sees every row handed over before it", function()
+      -- SQLite writes the rows on a thread of its own while the iterator makes the next ones; a
+      -- statement that starts waits for it (PostgreSQL ends the COPY first). A value larger than
+      -- the writer's chunk of rows goes through whole.
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local conn, i, seen = op.get_bind(), 0, {}
+        local big = string.rep("0123456789", 40000)
+        op.bulk_insert(t, function()
+          i = i + 1
+          if i % 2500 == 1 then seen[#seen + 1] = conn:scalar("SELECT count(*) FROM t") end
+          if i > 10000 then return nil end
+          return { id = i, name = i == 5000 and big or ("n" .. i) }
+        end)
+        assert(table.concat(seen, ",") == "0,2500,5000,7500,10000", table.concat(seen, ","))]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ { n = 10000, len = 400000 } },
+        b.query("SELECT count(*) AS n, max(length(name)) AS len FROM t"))
+      assert.are.same({ { n = 1 } }, b.query("SELECT count(*) AS n FROM t WHERE id = 5000 AND name = ?",
+        { string.rep("0123456789", 40000) }))
+    end)
+
+    it("bulk_update: a refused row among rows read from the same connection is named, nothing kept", function()
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
+        local i = 0
+        op.bulk_insert(t, function()
+          i = i + 1
+          return i <= 20000 and { id = i, name = "n" .. i } or nil
+        end)
+        local rows = op.get_bind():rows("SELECT seq, id FROM t ORDER BY seq")
+        op.bulk_update(t, function()
+          local row = rows()
+          return row and { seq = row.seq, name = row.id == 12345 and sa.null or ("m" .. row.id) }
+        end)]] })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("001_load.lua:%d+: op.bulk_update: " ..
+        b.pick { sqlite = "row 12345", postgresql = "rows 1 to 20000" } .. ": [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
+      assert.are.same({}, b.tables())
+    end)
+
     it("bulk_update rewrites rows read from the same connection, by key, the later row winning", function()
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         local i = 0
