@@ -11,6 +11,10 @@
 -- Functions raise error(msg, 0) with messages that start with the operation (`where`) they serve.
 
 local util = require("luamig.util")
+-- SQL is rendered a few times per revision: LuaJIT's trace compiler would spend more here than it
+-- saves (its traces abort on the closures), so this module stays interpreted. No per-row path of a
+-- data migration calls it (op.bulk_*, conn:rows and the loaders do not).
+jit.off(true, true)
 local sa = require("luamig.sa")
 local bit = require("bit")
 

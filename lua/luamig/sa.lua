@@ -6,6 +6,10 @@
 -- Errors name the constructor and the argument, without a position prefix (the host adds file:line).
 
 local util = require("luamig.util")
+-- SQL is rendered a few times per revision: LuaJIT's trace compiler would spend more here than it
+-- saves (its traces abort on the closures), so this module stays interpreted. No per-row path of a
+-- data migration calls it (op.bulk_*, conn:rows and the loaders do not).
+jit.off(true, true)
 local sa = {}
 
 local fail = util.fail

@@ -1,5 +1,6 @@
 -- luamig.util: the two helpers every luamig module uses.
 local util = {}
+jit.off(true, true) -- called from rendering (see luamig.ddl)
 
 -- Raises a formatted error without a position: the host puts the migration's file:line in front.
 function util.fail(fmt, ...)
