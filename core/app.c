@@ -5,9 +5,11 @@
 #include "app.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int lm_app_open(lm_app *app, const char *config_path, const char *url_override,
 	lm_error *err)
@@ -70,6 +72,8 @@ int lm_app_load_scripts(lm_app *app, lm_error *err)
 		int n;
 		if ((rc = list_revision_files(dir, &names, &n, err)) != 0)
 			break;
+		/* files opened relative to the folder: no walk of its path per file */
+		int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		for (int i = 0; i < n; i++) {
 			if (rc == 0) {
 				size_t len = strlen(dir) + strlen(names[i]) + 2;
@@ -81,7 +85,8 @@ int lm_app_load_scripts(lm_app *app, lm_error *err)
 						(size_t)cap * sizeof *app->scripts);
 				}
 				lm_script *s = &app->scripts[app->nscripts];
-				rc = lm_host_load_script(app->host, path, s, err);
+				rc = lm_host_load_script(app->host, dirfd >= 0 ? dirfd : AT_FDCWD,
+					dirfd >= 0 ? names[i] : path, path, s, err);
 				free(path);
 				if (rc == 0) {
 					app->nscripts++;
@@ -101,6 +106,8 @@ int lm_app_load_scripts(lm_app *app, lm_error *err)
 			free(names[i]);
 		}
 		free(names);
+		if (dirfd >= 0)
+			close(dirfd);
 	}
 	if (rc == 0)
 		rc = lm_graph_build(app->graph, err);

@@ -64,9 +64,11 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static char *read_file(const char *path, size_t *size, lm_error *err)
+/* The file name (relative to the folder dirfd, or AT_FDCWD), NUL-terminated;
+ * path names it in an error. */
+static char *read_file_at(int dirfd, const char *name, const char *path, size_t *size, lm_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	char *buf = NULL;
 	if (fd < 0 || fstat(fd, &st) != 0 || !(buf = malloc((size_t)st.st_size + 1)) ||
@@ -81,6 +83,11 @@ static char *read_file(const char *path, size_t *size, lm_error *err)
 	if (fd >= 0)
 		close(fd);
 	return buf;
+}
+
+static char *read_file(const char *path, size_t *size, lm_error *err)
+{
+	return read_file_at(AT_FDCWD, path, path, size, err);
 }
 
 /* The message handler of every protected call: puts the position of the
@@ -1307,6 +1314,11 @@ static int scan_header(const char *text, lm_script *out)
 	out->transactional = 1;
 	for (const char *line = after_leading_doc(text); ok && *line;) {
 		const char *eol = line + strcspn(line, "\n");
+		if (*line == '\0' || !strchr("_bdrst", *line)) {
+			/* no attribute or guard starts so (most lines: bodies are indented) */
+			line = *eol ? eol + 1 : eol;
+			continue;
+		}
 		if (strncmp(line, "return", 6) == 0 || strncmp(line, "_G", 2) == 0 ||
 			strncmp(line, "setfenv", 7) == 0)
 			ok = 0; /* the attributes may come from elsewhere */
@@ -1394,14 +1406,15 @@ done:
 	return rc;
 }
 
-int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err)
+int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
+	lm_script *out, lm_error *err)
 {
 	size_t size = 0;
 	char *text;
 	int rc = 0;
 	memset(out, 0, sizeof *out);
 	out->ref = LUA_NOREF;
-	if (!(text = read_file(path, &size, err)))
+	if (!(text = read_file_at(dirfd, name, path, &size, err)))
 		return LM_EFAIL;
 	out->path = strdup(path);
 	out->doc = leading_doc(text);

@@ -66,9 +66,12 @@ void lm_host_free(lm_host *h); /* accepts NULL */
 int lm_host_load_config(lm_host *h, const char *config_path,
 	const char *url_override, lm_config *out, lm_error *err);
 
-/* Loads one revision file into *out (zeroed first). Attributes written as
- * plain literals are read from the text without running it. */
-int lm_host_load_script(lm_host *h, const char *path, lm_script *out, lm_error *err);
+/* Loads one revision file into *out (zeroed first): name, relative to the
+ * folder dirfd (or AT_FDCWD), is the file; path its name in messages and in
+ * out->path. Attributes written as plain literals are read from the text
+ * without running it. */
+int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
+	lm_script *out, lm_error *err);
 
 /* Runs a revision file loaded from its text alone, so its upgrade() and
  * downgrade() exist; a syntax error shows here. No-op once it has run. */
