@@ -126,9 +126,12 @@ static int sqlite_open(lm_conn **out, const lm_url *url, lm_error *err)
 		return LM_ENOMEM;
 	conn->base.methods = &lm_driver_sqlite;
 	conn->lock_fd = -1;
-	/* no allocation statistics: they take a global mutex on every malloc
-	 * (refused, harmlessly, once SQLite is initialised) */
-	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	static int configured; /* before SQLite initialises, on the first open */
+	if (!configured) {
+		configured = 1;
+		/* no allocation statistics: they take a global mutex on every malloc */
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	}
 	if (strcmp(url->path, ":memory:") != 0) {
 		if ((rc = make_parents(url->path, err)) != 0)
 			goto done;

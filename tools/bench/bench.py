@@ -1696,7 +1696,7 @@ A `users` table of N rows (id, email in mixed case, name) is copied from a templ
 The revision adds a `domain` column, reads every row with `conn:rows`, lower-cases the email and derives
 the domain in Lua, and writes both back with `op.bulk_update` from an iterator over the rows (on
 PostgreSQL: COPY into a temporary table, one `UPDATE … FROM`; on SQLite: a prepared `UPDATE … WHERE
-id = ?` per row). Alembic's revision
+id = ?` per row, run by a writer thread while Lua makes the next rows). Alembic's revision
 does the same in Python, sending the updates in executemany batches of 10,000. The floor is one SQL
 `UPDATE users SET email = lower(email), domain = …` after the same `ALTER TABLE`, in one transaction.""",
     "E": """
