@@ -128,6 +128,12 @@ typedef struct lm_driver_methods {
 	 * waits for the queue and reports a failure. */
 	int (*queue_row)(lm_stmt *s, const lm_value *row, int n, int64_t tag, lm_error *err);
 	int (*flush)(lm_conn *c, lm_error *err);
+
+	/* exec, then commit, in one round trip where the database allows (the
+	 * runner's version-row update rides with its COMMIT). On failure the
+	 * transaction is rolled back. NULL: the host calls exec, then commit. */
+	int (*exec_commit)(lm_conn *c, const char *sql, const lm_value *params, int nparams,
+		lm_error *err);
 } lm_driver_methods;
 
 struct lm_conn {

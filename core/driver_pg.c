@@ -1384,6 +1384,62 @@ done:
 	return rc;
 }
 
+static int pipeline_collect(pg_conn *conn, int sent, int first, int64_t *changes, int *failed,
+	lm_error *err);
+
+/* One statement and the COMMIT (and BEGIN, when the transaction has run
+ * nothing yet) sent as one pipeline: one round trip. When the statement
+ * fails the server skips the COMMIT, and the transaction is rolled back. */
+static int pg_exec_commit(lm_conn *c, const char *sql, const lm_value *params, int nparams,
+	lm_error *err)
+{
+	pg_conn *conn = (pg_conn *)c;
+	sql_info info;
+	pg_params pp = { 0 };
+	char *rewritten = NULL;
+	int64_t changes = 0;
+	int rc = 0, failed = -1, sent = 0;
+	sql_scan(sql, backslash_strings(conn), &info);
+	int open = conn->begin_pending || pq.PQtransactionStatus(conn->pg) == PQTRANS_INTRANS;
+	if (!open || info.txctl || info.nstatements > 1 || info.nparams != nparams || nparams > MAX_PARAMS) {
+		if ((rc = pg_exec(c, sql, params, nparams, NULL, err)) == 0)
+			rc = pg_commit(c, err);
+		return rc;
+	}
+	if (!(rewritten = sql_rewrite(sql, backslash_strings(conn), nparams)))
+		return no_memory(err);
+	if ((rc = params_set(&pp, params, nparams, err)) != 0)
+		goto done;
+	if (!pq.PQenterPipelineMode(conn->pg)) {
+		rc = pg_fail(conn, NULL, err);
+		goto done;
+	}
+	int ok = 1;
+	if (conn->begin_pending) {
+		conn->begin_pending = 0;
+		sent += ok = pq.PQsendQueryParams(conn->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	}
+	if (ok)
+		sent += ok = pq.PQsendQueryParams(conn->pg, rewritten, pp.n, pp.types, pp.values,
+			pp.lengths, pp.formats, 0);
+	if (ok)
+		sent += ok = pq.PQsendQueryParams(conn->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+	if (!(ok && pq.PQpipelineSync(conn->pg)))
+		rc = pg_fail(conn, NULL, err);
+	int collected = pipeline_collect(conn, sent, 0, &changes, &failed, rc == 0 ? err : NULL);
+	if (rc == 0)
+		rc = collected;
+	pq.PQexitPipelineMode(conn->pg);
+	conn->in_tx = 0;
+	if (rc != 0 && pq.PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+		pg_run(conn, "ROLLBACK", NULL);
+	pg_settle(conn, NULL);
+done:
+	params_clear(&pp);
+	free(rewritten);
+	return rc;
+}
+
 static int pg_rollback(lm_conn *c, lm_error *err)
 {
 	pg_conn *conn = (pg_conn *)c;
@@ -1806,7 +1862,7 @@ static int pg_copy_end(lm_conn *c, int abort, int *failed, lm_error *err)
 }
 
 const lm_driver_methods lm_driver_pg = {
-	.version = 2,
+	.version = 3,
 	.dialect = "postgresql",
 	.open = pg_open,
 	.close = pg_close,
@@ -1830,4 +1886,5 @@ const lm_driver_methods lm_driver_pg = {
 	.copy_row = pg_copy_row,
 	.copy_end = pg_copy_end,
 	.step_needs_conn = pg_step_needs_conn,
+	.exec_commit = pg_exec_commit,
 };

@@ -448,7 +448,7 @@ static int writer_start(sqlite_conn *conn, lm_error *err)
 {
 	writer *w = calloc(1, sizeof *w);
 	if (!w)
-		return LM_ENOMEM;
+		return lm_error_set(err, LM_ENOMEM, "out of memory");
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	pthread_cond_init(&w->done, NULL);
@@ -512,7 +512,7 @@ static int sqlite_queue_row(lm_stmt *s, const lm_value *row, int n, int64_t tag,
 	size = (size + 7) & ~(size_t)7;
 	chunk *k = writer_room(w, size);
 	if (!k)
-		return LM_ENOMEM;
+		return lm_error_set(err, LM_ENOMEM, "out of memory");
 	unsigned char *rec = k->data + k->len;
 	queued_row r = { s, tag, n, size };
 	memcpy(rec, &r, sizeof r);
@@ -695,7 +695,7 @@ static int sqlite_step(lm_stmt *s, lm_error *err)
 		 * that took it for each row too would wait on it every time */
 		int rc = read_ahead_rows(s);
 		sqlite3_mutex_leave(mu);
-		return rc != 0 ? rc : next_ahead(s, err);
+		return rc != 0 ? lm_error_set(err, rc, "out of memory") : next_ahead(s, err);
 	}
 	int rc = sqlite3_step(s->stmt);
 	if (rc == SQLITE_ROW) {

@@ -210,10 +210,19 @@ static int contains(const int *v, int n, int x)
 	return 0;
 }
 
+/* A statement held back from the sink to be sent with the COMMIT. */
+typedef struct held_stmt {
+	lm_buf sql;
+	lm_value params[2];
+	int nparams;
+	int set;
+} held_stmt;
+
 /* Writes the change from rows `before` to `after` as Alembic does: one row
- * replaced by one is an UPDATE; other changes are DELETEs, then INSERTs. */
+ * replaced by one is an UPDATE; other changes are DELETEs, then INSERTs.
+ * With held, the last statement goes there instead of to the sink. */
 static int write_rows(const lm_app *app, const lm_sink *sink, const int *before,
-	int nbefore, const int *after, int nafter, lm_error *err)
+	int nbefore, const int *after, int nafter, held_stmt *held, lm_error *err)
 {
 	int removed[nbefore + 1], added[nafter + 1], nremoved = 0, nadded = 0, rc = 0;
 	for (int i = 0; i < nbefore; i++)
@@ -251,6 +260,13 @@ static int write_rows(const lm_app *app, const lm_sink *sink, const int *before,
 			p[0] = (lm_value){.type = LM_TEXT, .u.s = {to, strlen(to)}};
 			np = 1;
 			nadded--;
+		}
+		if (held && !nremoved && !nadded) {
+			held->sql = b;
+			memcpy(held->params, p, sizeof p);
+			held->nparams = np;
+			held->set = 1;
+			break;
 		}
 		rc = emit_text(sink, &b, p, np, err);
 	}
@@ -299,15 +315,26 @@ static int begin(run_state *rs, lm_error *err)
 	return rc;
 }
 
-static int commit(run_state *rs, lm_error *err)
+/* Commits; a held statement runs first, in the same round trip where the
+ * driver can (see exec_commit). */
+static int commit(run_state *rs, held_stmt *held, lm_error *err)
 {
 	int rc = 0;
+	lm_conn *conn = rs->app->conn;
 	lm_host_close_statements(rs->app->host);
 	if (rs->opt->sql) {
 		if (rs->app->url.backend == LM_BACKEND_POSTGRESQL)
 			fputs("COMMIT;\n\n", rs->opt->sql);
+	} else if (held && held->set) {
+		rc = held->sql.failed ? lm_error_set(err, LM_ENOMEM, "out of memory")
+				      : conn->methods->exec_commit(conn, lm_buf_str(&held->sql),
+					      held->params, held->nparams, err);
 	} else {
-		rc = rs->app->conn->methods->commit(rs->app->conn, err);
+		rc = conn->methods->commit(conn, err);
+	}
+	if (held && held->set) {
+		lm_buf_free(&held->sql);
+		held->set = 0;
 	}
 	rs->in_transaction = 0;
 	return rc;
@@ -361,7 +388,7 @@ static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 		int outside = step->rev >= 0 && !app->scripts[step->rev].transactional;
 		if (rs->opt->on_step && step->rev >= 0)
 			rs->opt->on_step(rs->opt->ud, app, step, before, nbefore);
-		if (outside && rs->in_transaction && (rc = commit(rs, err)) != 0)
+		if (outside && rs->in_transaction && (rc = commit(rs, NULL, err)) != 0)
 			break;
 		if (!outside && !rs->in_transaction && (rc = begin(rs, err)) != 0)
 			break;
@@ -379,16 +406,25 @@ static int run_plan(run_state *rs, const lm_plan *plan, const int *rows,
 		}
 		if (outside && (rc = begin(rs, err)) != 0)
 			break;
+		/* a revision's version row, when it commits at once, goes with the COMMIT */
+		int commits = per_migration || outside;
+		held_stmt held = {0};
+		int hold = commits && !rs->opt->sql && app->conn->methods->version >= 3 &&
+			app->conn->methods->exec_commit;
 		if ((rc = write_rows(app, &rs->sink, before, nbefore,
-			     step->rows_after, step->nrows_after, err)) != 0)
+			     step->rows_after, step->nrows_after, hold ? &held : NULL, err)) != 0)
 			break;
-		if ((per_migration || outside) && (rc = commit(rs, err)) != 0)
+		if (commits && (rc = commit(rs, &held, err)) != 0) {
+			if (step->rev >= 0) /* a deferred constraint, say: name whose COMMIT it was */
+				append(err, " (%s %s, at its COMMIT)", step->upgrade ? "upgrade" : "downgrade",
+					app->scripts[step->rev].id);
 			break;
+		}
 		before = step->rows_after;
 		nbefore = step->nrows_after;
 	}
 	if (rc == 0 && rs->in_transaction)
-		rc = commit(rs, err);
+		rc = commit(rs, NULL, err);
 	if (rc != 0)
 		rollback(rs);
 	return rc;

@@ -128,6 +128,28 @@ backend.each(function(b)
       assert.are.same({ { id = 1, amount = 10 } }, b.query("SELECT id, amount FROM ledger"))
     end)
 
+    it("a revision failing at COMMIT (a deferred constraint) keeps the ones before it", function()
+      -- on PostgreSQL the version row and the COMMIT travel together: the COMMIT must still fail
+      cli.revision(dir, "004_deferred", { revision = "r4", down_revision = "r3", message = "deferred", upgrade = [[
+    op.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    op.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, " ..
+      "parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    op.execute("INSERT INTO child (id, parent_id) VALUES (1, 42)")]] })
+      cli.revision(dir, "005_empty", { revision = "r5", down_revision = "r4", message = "empty" })
+      local r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(1, r.code)
+      assert.matches("luamig: error: [^\n]*[Ff][Oo][Rr][Ee][Ii][Gg][Nn] [Kk][Ee][Yy][^\n]* %(upgrade r4, at its COMMIT%)\n$", r.stderr)
+      assert.are.same({ "accounts", "audit", "ledger", "luamig_version" }, b.tables())
+      assert.are.same({ "r3" }, b.versions())
+      -- mended, the rest runs; r5 runs no statement, so its BEGIN, version row and COMMIT go at once
+      cli.revision(dir, "004_deferred", { revision = "r4", down_revision = "r3", message = "deferred", upgrade = [[
+    op.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")]] })
+      r = b.run(dir, { "upgrade", "head" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.same({ "r5" }, b.versions())
+      assert.are.same({ "accounts", "audit", "ledger", "luamig_version", "parent" }, b.tables())
+    end)
+
     it("a failed downgrade keeps the revisions already undone", function()
       assert.are.equal(0, b.run(dir, { "upgrade", "head" }).code)
       -- r3's downgrade fails: nothing was undone
