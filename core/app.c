@@ -61,7 +61,7 @@ static int list_revision_files(const char *dir, char ***out, int *count, lm_erro
 	return 0;
 }
 
-int lm_app_load_scripts(lm_app *app, lm_error *err)
+int lm_app_load_scripts(lm_app *app, int keep_texts, lm_error *err)
 {
 	int rc = 0, cap = 0;
 	if ((rc = lm_graph_new(&app->graph)) != 0)
@@ -86,7 +86,7 @@ int lm_app_load_scripts(lm_app *app, lm_error *err)
 				}
 				lm_script *s = &app->scripts[app->nscripts];
 				rc = lm_host_load_script(app->host, dirfd >= 0 ? dirfd : AT_FDCWD,
-					dirfd >= 0 ? names[i] : path, path, s, err);
+					dirfd >= 0 ? names[i] : path, path, keep_texts, s, err);
 				free(path);
 				if (rc == 0) {
 					app->nscripts++;

@@ -26,7 +26,9 @@ typedef struct lm_app {
 
 int lm_app_open(lm_app *app, const char *config_path, const char *url_override,
 	lm_error *err);
-int lm_app_load_scripts(lm_app *app, lm_error *err);
+/* Reads the revision files and builds the graph; with keep_texts (commands
+ * that run revisions) each file's text stays for its run. */
+int lm_app_load_scripts(lm_app *app, int keep_texts, lm_error *err);
 int lm_app_parse_url(lm_app *app, lm_error *err);
 int lm_app_connect(lm_app *app, lm_error *err);
 void lm_app_close(lm_app *app);

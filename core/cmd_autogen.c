@@ -60,7 +60,7 @@ int lm_cmd_check(const lm_cli *cli, lm_error *err)
 	lm_buf up = {0}, down = {0}, diffs = {0}, out = {0};
 	int ndiffs = 0, rc;
 	if ((rc = lm_app_open(&app, cli->config, cli->url, err)) != 0 ||
-		(rc = lm_app_load_scripts(&app, err)) != 0 ||
+		(rc = lm_app_load_scripts(&app, 0, err)) != 0 ||
 		(rc = lm_app_connect(&app, err)) != 0 ||
 		(rc = require_up_to_date(&app, err)) != 0 ||
 		(rc = lm_host_autogenerate(app.host, app.conn, &app.config, &up, &down,

@@ -52,7 +52,7 @@ static int migrate(const lm_cli *cli, lm_migrate_kind kind, lm_error *err)
 			"range '%s' is only allowed with --sql", targets[0]);
 	}
 	if ((rc = lm_app_open(&app, cli->config, cli->url, err)) == 0 &&
-		(rc = lm_app_load_scripts(&app, err)) == 0)
+		(rc = lm_app_load_scripts(&app, 1, err)) == 0)
 		rc = lm_migrate(&app, kind, targets, ntargets, &opt, err);
 	lm_app_close(&app);
 	return rc;

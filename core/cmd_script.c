@@ -325,7 +325,7 @@ int lm_cmd_revision(const lm_cli *cli, lm_error *err)
 	int rc, ndiffs = 0;
 	const char *parent_ids[64];
 	if ((rc = lm_app_open(&app, cli->config, cli->url, err)) != 0 ||
-		(rc = lm_app_load_scripts(&app, err)) != 0)
+		(rc = lm_app_load_scripts(&app, 0, err)) != 0)
 		goto done;
 	const char *head = cli->head ? cli->head : "head";
 	if ((rc = lm_graph_resolve(app.graph, head, NULL, 0, &parents, err)) != 0) {
@@ -391,7 +391,7 @@ int lm_cmd_merge(const lm_cli *cli, lm_error *err)
 	const char *parent_ids[64];
 	int nparents = 0, rc;
 	if ((rc = lm_app_open(&app, cli->config, cli->url, err)) != 0 ||
-		(rc = lm_app_load_scripts(&app, err)) != 0)
+		(rc = lm_app_load_scripts(&app, 0, err)) != 0)
 		goto done;
 	for (int a = 0; a < cli->nargs; a++) {
 		lm_revs revs = {0};

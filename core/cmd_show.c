@@ -224,7 +224,7 @@ static int print_buf(lm_buf *b, lm_error *err)
 static int open_scripts(lm_app *app, const lm_cli *cli, lm_error *err)
 {
 	int rc = lm_app_open(app, cli->config, cli->url, err);
-	return rc ? rc : lm_app_load_scripts(app, err);
+	return rc ? rc : lm_app_load_scripts(app, 0, err);
 }
 
 /* What `current` shows, as Alembic's get_all_current: of the rows and

@@ -1407,7 +1407,7 @@ done:
 }
 
 int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
-	lm_script *out, lm_error *err)
+	int keep_text, lm_script *out, lm_error *err)
 {
 	size_t size = 0;
 	char *text;
@@ -1427,6 +1427,10 @@ int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *pat
 		out->doc = keep_doc;
 		out->ref = LUA_NOREF;
 		rc = run_script(h, out, text, size, 1, err);
+	} else if (keep_text) {
+		out->text = text;
+		out->size = size;
+		text = NULL;
 	}
 	free(text);
 	if (rc != 0)
@@ -1440,8 +1444,13 @@ int lm_host_prepare_script(lm_host *h, lm_script *s, lm_error *err)
 	char *text;
 	if (s->ref != LUA_NOREF)
 		return 0;
-	if (!(text = read_file(s->path, &size, err)))
+	if (s->text) {
+		text = s->text;
+		size = s->size;
+		s->text = NULL;
+	} else if (!(text = read_file(s->path, &size, err))) {
 		return LM_EFAIL;
+	}
 	int rc = run_script(h, s, text, size, 0, err);
 	free(text);
 	return rc;
@@ -1466,6 +1475,7 @@ void lm_script_free(lm_host *h, lm_script *s)
 	free_list(s->depends_on, s->ndepends_on);
 	free_list(s->labels, s->nlabels);
 	free(s->doc);
+	free(s->text);
 	memset(s, 0, sizeof *s);
 }
 

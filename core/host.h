@@ -56,6 +56,9 @@ typedef struct lm_script {
 	int transactional; /* 0 when the file sets transactional = false */
 	int ref;           /* Lua registry reference of the table holding upgrade/downgrade;
 	                      LUA_NOREF until the file has run (lm_host_prepare_script) */
+	char *text;        /* owned: the file's text, kept for lm_host_prepare_script when the
+	                      loader was asked to (NULL otherwise, and once it has run) */
+	size_t size;
 } lm_script;
 
 int lm_host_new(lm_host **out, lm_error *err);
@@ -69,9 +72,10 @@ int lm_host_load_config(lm_host *h, const char *config_path,
 /* Loads one revision file into *out (zeroed first): name, relative to the
  * folder dirfd (or AT_FDCWD), is the file; path its name in messages and in
  * out->path. Attributes written as plain literals are read from the text
- * without running it. */
+ * without running it; with keep_text that text stays in out->text, so that
+ * running the file does not read it again. */
 int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
-	lm_script *out, lm_error *err);
+	int keep_text, lm_script *out, lm_error *err);
 
 /* Runs a revision file loaded from its text alone, so its upgrade() and
  * downgrade() exist; a syntax error shows here. No-op once it has run. */

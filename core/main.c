@@ -2,6 +2,7 @@
  * its error as one line and turns it into the exit code (0 ok, 1 failure,
  * 2 usage). The only place that exits.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,11 @@ int main(int argc, char **argv)
 	cli.args = slots;
 	cli.x = slots + argc;
 	cli.depends_on = slots + 2 * argc;
+
+	/* Keep freed heap at hand rather than giving it back and faulting it in
+	 * again: SQLite frees and regrows its schema after every DDL statement. */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TOP_PAD, 1 << 20);
 
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
 		printf("luamig %s\n", LM_VERSION);
