@@ -25,6 +25,19 @@ local floats = {
   { "-1.25", "-1.25" }, { "123.45", "123.45" }, { "1e-7", "1e-7" }, { "2^40 + 0.25", "1099511627776.25" },
 }
 
+-- Migration text that loads rows id = 1..n into t from an iterator, each name the Lua expression
+-- `name` of i; `before` runs first in each call.
+local function load_rows(n, name, before)
+  return ([[
+        local i = 0
+        op.bulk_insert(t, function()
+          i = i + 1
+          %s
+          return i <= %d and { id = i, name = %s } or nil
+        end)
+]]):format(before or "", n, name)
+end
+
 backend.each(function(b)
   describe(b.name, function()
     local dir
@@ -72,13 +85,8 @@ backend.each(function(b)
     end)
 
     it("bulk_insert: a row the database refuses is named, and nothing is kept", function()
-      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
-        local i = 0
-        op.bulk_insert(t, function()
-          i = i + 1
-          if i > 5000 then return nil end
-          return { id = i, name = i == 4321 and sa.null or ("n" .. i) }
-        end)]] })
+      cli.revision(dir, "001_load", { revision = "a1",
+        upgrade = create .. load_rows(5000, [[i == 4321 and sa.null or ("n" .. i)]]) })
       local r = b.run(dir, { "upgrade", "head" })
       assert.are.equal(1, r.code)
       assert.matches("001_load.lua:%d+: op.bulk_insert: row 4321: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
@@ -95,14 +103,8 @@ backend.each(function(b)
     end)
 
     it("bulk_insert: an error in the row iterator half way leaves nothing and the next run works", function()
-      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
-        local i = 0
-        op.bulk_insert(t, function()
-          i = i + 1
-          if i == 3000 and not os.getenv("LOAD_ALL") then error("generator broke at " .. i) end
-          if i > 4000 then return nil end
-          return { id = i, name = "n" .. i }
-        end)]] })
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. load_rows(4000, [["n" .. i]],
+        [[if i == 3000 and not os.getenv("LOAD_ALL") then error("generator broke at " .. i) end]]) })
       local r = b.run(dir, { "upgrade", "head" })
       assert.are.equal(1, r.code)
       assert.matches("001_load.lua:%d+: generator broke at 3000", r.stderr)
@@ -153,12 +155,7 @@ backend.each(function(b)
     end)
 
     it("bulk_update: a refused row among rows read from the same connection is named, nothing kept", function()
-      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
-        local i = 0
-        op.bulk_insert(t, function()
-          i = i + 1
-          return i <= 20000 and { id = i, name = "n" .. i } or nil
-        end)
+      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. load_rows(20000, [["n" .. i]]) .. [[
         local rows = op.get_bind():rows("SELECT seq, id FROM t ORDER BY seq")
         op.bulk_update(t, function()
           local row = rows()
@@ -172,12 +169,8 @@ backend.each(function(b)
     end)
 
     it("bulk_update rewrites rows read from the same connection, by key, the later row winning", function()
-      cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
-        local i = 0
-        op.bulk_insert(t, function()
-          i = i + 1
-          return i <= 25000 and { id = i, name = "User" .. i .. "@Mail" .. (i % 7) .. ".ORG" } or nil
-        end)
+      cli.revision(dir, "001_load", { revision = "a1",
+        upgrade = create .. load_rows(25000, [["User" .. i .. "@Mail" .. (i % 7) .. ".ORG"]]) .. [[
         op.create_index("ix_t_id", "t", { "id" }, { unique = true })
         local keyed = sa.table("t", sa.column("id", sa.Integer), sa.column("name", sa.Text), sa.column("f", sa.Float),
           sa.column("flag", sa.Boolean))
