@@ -73,7 +73,7 @@ int lm_app_load_scripts(lm_app *app, int keep_texts, lm_error *err)
 		if ((rc = list_revision_files(dir, &names, &n, err)) != 0)
 			break;
 		/* files opened relative to the folder: no walk of its path per file */
-		int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int folder = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		for (int i = 0; i < n; i++) {
 			if (rc == 0) {
 				size_t len = strlen(dir) + strlen(names[i]) + 2;
@@ -85,8 +85,8 @@ int lm_app_load_scripts(lm_app *app, int keep_texts, lm_error *err)
 						(size_t)cap * sizeof *app->scripts);
 				}
 				lm_script *s = &app->scripts[app->nscripts];
-				rc = lm_host_load_script(app->host, dirfd >= 0 ? dirfd : AT_FDCWD,
-					dirfd >= 0 ? names[i] : path, path, keep_texts, s, err);
+				rc = lm_host_load_script(app->host, folder >= 0 ? folder : AT_FDCWD,
+					folder >= 0 ? names[i] : path, path, keep_texts, s, err);
 				free(path);
 				if (rc == 0) {
 					app->nscripts++;
@@ -106,8 +106,8 @@ int lm_app_load_scripts(lm_app *app, int keep_texts, lm_error *err)
 			free(names[i]);
 		}
 		free(names);
-		if (dirfd >= 0)
-			close(dirfd);
+		if (folder >= 0)
+			close(folder);
 	}
 	if (rc == 0)
 		rc = lm_graph_build(app->graph, err);

@@ -64,11 +64,11 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* The file name (relative to the folder dirfd, or AT_FDCWD), NUL-terminated;
+/* The file name (relative to the folder open as `folder`, or AT_FDCWD), NUL-terminated;
  * path names it in an error. */
-static char *read_file_at(int dirfd, const char *name, const char *path, size_t *size, lm_error *err)
+static char *read_file_at(int folder, const char *name, const char *path, size_t *size, lm_error *err)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(folder, name, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	char *buf = NULL;
 	if (fd < 0 || fstat(fd, &st) != 0 || !(buf = malloc((size_t)st.st_size + 1)) ||
@@ -1406,7 +1406,7 @@ done:
 	return rc;
 }
 
-int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
+int lm_host_load_script(lm_host *h, int folder, const char *name, const char *path,
 	int keep_text, lm_script *out, lm_error *err)
 {
 	size_t size = 0;
@@ -1414,7 +1414,7 @@ int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *pat
 	int rc = 0;
 	memset(out, 0, sizeof *out);
 	out->ref = LUA_NOREF;
-	if (!(text = read_file_at(dirfd, name, path, &size, err)))
+	if (!(text = read_file_at(folder, name, path, &size, err)))
 		return LM_EFAIL;
 	out->path = strdup(path);
 	out->doc = leading_doc(text);

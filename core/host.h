@@ -70,11 +70,11 @@ int lm_host_load_config(lm_host *h, const char *config_path,
 	const char *url_override, lm_config *out, lm_error *err);
 
 /* Loads one revision file into *out (zeroed first): name, relative to the
- * folder dirfd (or AT_FDCWD), is the file; path its name in messages and in
+ * folder open as `folder` (or AT_FDCWD), is the file; path its name in messages and in
  * out->path. Attributes written as plain literals are read from the text
  * without running it; with keep_text that text stays in out->text, so that
  * running the file does not read it again. */
-int lm_host_load_script(lm_host *h, int dirfd, const char *name, const char *path,
+int lm_host_load_script(lm_host *h, int folder, const char *name, const char *path,
 	int keep_text, lm_script *out, lm_error *err);
 
 /* Runs a revision file loaded from its text alone, so its upgrade() and
