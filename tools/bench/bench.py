@@ -766,8 +766,12 @@ def scenario_B(opts):
     return cases
 
 
-def rows_count(opts):
-    return 100_000 if opts.quick else 1_000_000
+def rows_case(scenario, opts):
+    """The row count of scenario C, D or E and its work folder (made when missing)."""
+    n = 100_000 if opts.quick else 1_000_000
+    d = os.path.join(WORK, scenario, f"n{n}")
+    os.makedirs(d, exist_ok=True)
+    return n, d
 
 
 def write_csv(path, n, line):
@@ -795,9 +799,7 @@ ITEMS_DDL = {
 
 
 def scenario_C(opts):
-    n = rows_count(opts)
-    d = os.path.join(WORK, "C", f"n{n}")
-    os.makedirs(d, exist_ok=True)
+    n, d = rows_case("C", opts)
     csv = os.path.join(d, "items.csv")
 
     def item(i):
@@ -903,9 +905,7 @@ def users_template(d, n, dialect):
 
 
 def scenario_D(opts):
-    n = rows_count(opts)
-    d = os.path.join(WORK, "D", f"n{n}")
-    os.makedirs(d, exist_ok=True)
+    n, d = rows_case("D", opts)
     lua = """  op.add_column("users", sa.Column("domain", sa.String(255)))
   local users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String),
     sa.column("domain", sa.String))
@@ -982,9 +982,7 @@ def scenario_D(opts):
 
 
 def scenario_E(opts):
-    n = rows_count(opts)
-    d = os.path.join(WORK, "E", f"n{n}")
-    os.makedirs(d, exist_ok=True)
+    n, d = rows_case("E", opts)
     csv = os.path.join(d, "records.csv")
 
     def record(i):
