@@ -38,6 +38,14 @@ local function load_rows(n, name, before)
 ]]):format(before or "", n, name)
 end
 
+-- Runs `upgrade head`, which must fail with stderr matching pattern and leave no table behind.
+local function fails_leaving_nothing(b, dir, pattern)
+  local r = b.run(dir, { "upgrade", "head" })
+  assert.are.equal(1, r.code)
+  assert.matches(pattern, r.stderr)
+  assert.are.same({}, b.tables())
+end
+
 backend.each(function(b)
   describe(b.name, function()
     local dir
@@ -87,29 +95,20 @@ backend.each(function(b)
     it("bulk_insert: a row the database refuses is named, and nothing is kept", function()
       cli.revision(dir, "001_load", { revision = "a1",
         upgrade = create .. load_rows(5000, [[i == 4321 and sa.null or ("n" .. i)]]) })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: op.bulk_insert: row 4321: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: op.bulk_insert: row 4321: [^\n]*[Nn][Uu][Ll][Ll]")
     end)
 
     it("bulk_insert: rows whose keys alternate keep their numbers in errors", function()
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2 }, { id = 3, name = "c" }, { id = 4, name = sa.null } })]] })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: op.bulk_insert: row 4: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: op.bulk_insert: row 4: [^\n]*[Nn][Uu][Ll][Ll]")
     end)
 
     it("bulk_insert: an error in the row iterator half way leaves nothing and the next run works", function()
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. load_rows(4000, [["n" .. i]],
         [[if i == 3000 and not os.getenv("LOAD_ALL") then error("generator broke at " .. i) end]]) })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: generator broke at 3000", r.stderr)
-      assert.are.same({}, b.tables())
-      r = b.run(dir, { "upgrade", "head" }, { env = { LOAD_ALL = "1" } })
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: generator broke at 3000")
+      local r = b.run(dir, { "upgrade", "head" }, { env = { LOAD_ALL = "1" } })
       assert.are.equal(0, r.code, r.stderr)
       assert.are.same({ { n = 4000 } }, b.query("SELECT count(*) AS n FROM t"))
     end)
@@ -161,11 +160,8 @@ backend.each(function(b)
           local row = rows()
           return row and { seq = row.seq, name = row.id == 12345 and sa.null or ("m" .. row.id) }
         end)]] })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: op.bulk_update: " ..
-        b.pick { sqlite = "row 12345", postgresql = "rows 1 to 20000" } .. ": [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: op.bulk_update: " ..
+        b.pick { sqlite = "row 12345", postgresql = "rows 1 to 20000" } .. ": [^\n]*[Nn][Uu][Ll][Ll]")
     end)
 
     it("bulk_update rewrites rows read from the same connection, by key, the later row winning", function()
@@ -198,13 +194,10 @@ backend.each(function(b)
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         op.bulk_insert(t, { { id = 1, name = "a" }, { id = 2, name = "b" }, { id = 3, name = "c" } })
         op.bulk_update(t, { { seq = 1, name = "x" }, { seq = 2, name = sa.null } })]] })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: op.bulk_update: rows? [%d to ]+: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: op.bulk_update: rows? [%d to ]+: [^\n]*[Nn][Uu][Ll][Ll]")
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         op.bulk_update(t, { { name = "no key" } })]] })
-      r = b.run(dir, { "upgrade", "head" })
+      local r = b.run(dir, { "upgrade", "head" })
       assert.are.equal(1, r.code)
       assert.matches("001_load.lua:%d+: op.bulk_update: row 1: the key column 'seq' has no value", r.stderr)
     end)
@@ -242,10 +235,7 @@ backend.each(function(b)
         conn_rows[2345][2] = sa.null
         local ins = op.get_bind():prepare("INSERT INTO t (id, name) VALUES (?, ?)")
         ins:execute_many(conn_rows)]] })
-      local r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: row 2345 of 3000: [^\n]*[Nn][Uu][Ll][Ll]", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: row 2345 of 3000: [^\n]*[Nn][Uu][Ll][Ll]")
     end)
 
     it("execute_many refuses rows of different lengths and values it cannot bind", function()
@@ -258,10 +248,7 @@ backend.each(function(b)
       cli.revision(dir, "001_load", { revision = "a1", upgrade = create .. [[
         local ins = op.get_bind():prepare("INSERT INTO t (id, name) VALUES (?, ?)")
         ins:execute_many({ { 1, "a" }, { 2, {} } })]] })
-      r = b.run(dir, { "upgrade", "head" })
-      assert.are.equal(1, r.code)
-      assert.matches("001_load.lua:%d+: row 2: value 2 is a table", r.stderr)
-      assert.are.same({}, b.tables())
+      fails_leaving_nothing(b, dir, "001_load.lua:%d+: row 2: value 2 is a table")
     end)
   end)
 end)
