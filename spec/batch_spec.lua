@@ -5,6 +5,8 @@
 local cli = require("spec.helpers.cli")
 local db = require("spec.helpers.sqlite")
 local backend = require("spec.helpers.backend")
+local list = require("spec.helpers.list")
+local names = list.names
 
 -- The schema every SQLite test starts from: a table with rows, indexes (plain, partial, expression),
 -- named and unnamed CHECKs, a named UNIQUE, foreign keys out (teams, itself) and in (posts, with ON
@@ -62,12 +64,6 @@ local function batch_revision(dir, body, extra)
   cli.revision(dir, "002_batch", { revision = "bbb002", down_revision = "aaa001", message = "batch",
                                    upgrade = body })
   if extra then cli.write(dir .. "/luamig.lua", extra) end
-end
-
-local function names(rows, key)
-  local out = {}
-  for i, r in ipairs(rows) do out[i] = r[key or "name"] end
-  return out
 end
 
 -- Everything in the database: its schema and every row of every table, in a stable order.

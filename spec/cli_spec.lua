@@ -5,12 +5,8 @@
 local cli = require("spec.helpers.cli")
 local backend = require("spec.helpers.backend")
 local sqlite = require("spec.helpers.sqlite")
-
-local function names(rows, key)
-  local out = {}
-  for i, r in ipairs(rows) do out[i] = r[key or "name"] end
-  return out
-end
+local list = require("spec.helpers.list")
+local names = list.names
 
 -- The three revisions of the linear chain.
 local function chain(dir)

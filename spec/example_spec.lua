@@ -2,18 +2,9 @@
 -- backend: the schema it builds, its data migration, and the way back down.
 local cli = require("spec.helpers.cli")
 local backend = require("spec.helpers.backend")
-
-local function column_names(cols)
-  local out = {}
-  for i, c in ipairs(cols) do out[i] = c.name end
-  return out
-end
-
-local function by_name(list)
-  local out = {}
-  for _, x in ipairs(list) do out[x.name] = x end
-  return out
-end
+local list = require("spec.helpers.list")
+local names = list.names
+local by_name = list.by_name
 
 backend.each(function(b)
   describe("the example project", function()
@@ -36,7 +27,7 @@ backend.each(function(b)
       assert.are.same({ "job_applications", "luamig_version", "resumes", "user_preferences", "users" }, b.tables())
       assert.are.same({ "7c4d2e9f1a3b" }, b.versions())
       assert.are.same({ "id", "user_id", "resume_id", "company", "position", "status", "applied_at", "notes" },
-        column_names(b.columns("job_applications")))
+        names(b.columns("job_applications")))
 
       local cols = by_name(b.columns("job_applications"))
       assert.are.equal(true, cols.id.primary_key)

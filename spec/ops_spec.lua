@@ -3,18 +3,9 @@
 -- quoting (quotes, spaces, mixed case, unicode, reserved words) end to end.
 local cli = require("spec.helpers.cli")
 local backend = require("spec.helpers.backend")
-
-local function names(list, key)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = v[key or "name"] end
-  return out
-end
-
-local function by_name(list)
-  local out = {}
-  for _, v in ipairs(list) do out[v.name] = v end
-  return out
-end
+local list = require("spec.helpers.list")
+local names = list.names
+local by_name = list.by_name
 
 backend.each(function(b)
   local dir

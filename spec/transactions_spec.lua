@@ -4,12 +4,8 @@
 -- outside any transaction.
 local cli = require("spec.helpers.cli")
 local backend = require("spec.helpers.backend")
-
-local function names(rows, key)
-  local out = {}
-  for i, r in ipairs(rows) do out[i] = r[key or "name"] end
-  return out
-end
+local list = require("spec.helpers.list")
+local names = list.names
 
 local NO_TABLE = { sqlite = "no such table: nowhere", postgresql = 'relation "nowhere" does not exist' }
 
